@@ -1,0 +1,91 @@
+//! The staff REST API under `/api/v1`, with its OpenAPI document generated from the code.
+
+mod error;
+mod health;
+mod org;
+pub mod session;
+pub mod users;
+
+pub use error::{ApiError, ApiJson, ApiQuery, ErrorBody, ErrorDetail};
+
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::startup::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Etahoiva hub API",
+        description = "Remote home-care video and telecare gateway: the staff API of the hub."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody, ErrorDetail)),
+    tags(
+        (name = "session", description = "Sign-in and the signed-in user"),
+        (name = "users", description = "Staff accounts"),
+        (name = "organisation", description = "Areas, teams, clients and the audit trail"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::<AppState>::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::me))
+        .routes(routes!(session::set_language))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(org::list_areas))
+        .routes(routes!(org::list_teams))
+        .routes(routes!(org::list_clients))
+        .routes(routes!(org::list_audit));
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    (router, doc)
+}
+
+/// Every route of the hub's HTTPS listener but the consoles.
+pub fn router() -> Router<AppState> {
+    let (api, doc) = api();
+    let json = doc
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || async move {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json.clone(),
+            )
+                .into_response()
+        }),
+    )
+    .route("/healthz", get(health::healthz))
+    .route("/readyz", get(health::readyz))
+    .route("/metrics", get(health::metrics))
+}

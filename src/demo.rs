@@ -1,0 +1,288 @@
+//! `etahoiva demo`: a realistic small organisation for a first look.
+
+use crate::api::users::new_user;
+use crate::store::{NewClient, Role, Store, StoreError, TeamKind};
+
+/// The password of every demo account.
+pub const DEMO_PASSWORD: &str = "etahoiva-demo";
+const SEEDED_KEY: &str = "demo_seeded";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid demo data: {0}")]
+    Data(String),
+}
+
+/// A demo account: user name, display name, roles, language.
+pub struct DemoLogin {
+    pub username: &'static str,
+    pub display_name: &'static str,
+    pub roles: &'static [Role],
+    pub language: &'static str,
+}
+
+pub const DEMO_LOGINS: &[DemoLogin] = &[
+    DemoLogin {
+        username: "admin",
+        display_name: "Ylläpitäjä Aino Laine",
+        roles: &[Role::Admin],
+        language: "fi",
+    },
+    DemoLogin {
+        username: "anna",
+        display_name: "Anna Virtanen",
+        roles: &[Role::Nurse],
+        language: "fi",
+    },
+    DemoLogin {
+        username: "mikko",
+        display_name: "Mikko Korhonen",
+        roles: &[Role::Nurse],
+        language: "fi",
+    },
+    DemoLogin {
+        username: "sofia",
+        display_name: "Sofia Lindqvist",
+        roles: &[Role::Nurse],
+        language: "sv",
+    },
+    DemoLogin {
+        username: "eeva",
+        display_name: "Eeva Mäkinen",
+        roles: &[Role::Nurse, Role::Admin],
+        language: "fi",
+    },
+    DemoLogin {
+        username: "jari",
+        display_name: "Jari Niemi",
+        roles: &[Role::Patrol],
+        language: "fi",
+    },
+    DemoLogin {
+        username: "liisa",
+        display_name: "Liisa Heikkinen",
+        roles: &[Role::Patrol],
+        language: "fi",
+    },
+    DemoLogin {
+        username: "henrik",
+        display_name: "Henrik Björklund",
+        roles: &[Role::Patrol],
+        language: "sv",
+    },
+    DemoLogin {
+        username: "tiina",
+        display_name: "Tiina Rautio",
+        roles: &[Role::Patrol],
+        language: "fi",
+    },
+];
+
+/// Clients: name, language, area index (0 Lestijoki, 1 Perhonjoki), address, named nurse.
+const DEMO_CLIENTS: &[(&str, &str, usize, &str, &str)] = &[
+    (
+        "Aili Hautala",
+        "fi",
+        0,
+        "Kirkkotie 12, 69100 Kannus",
+        "anna",
+    ),
+    (
+        "Toivo Kangas",
+        "fi",
+        0,
+        "Asematie 4 B 3, 69100 Kannus",
+        "anna",
+    ),
+    (
+        "Helmi Rahkola",
+        "fi",
+        0,
+        "Jokivarrentie 210, 69100 Kannus",
+        "mikko",
+    ),
+    (
+        "Väinö Ojala",
+        "fi",
+        0,
+        "Toholammintie 35, 69300 Toholampi",
+        "mikko",
+    ),
+    (
+        "Siiri Paananen",
+        "fi",
+        0,
+        "Sykäräisentie 88, 69310 Toholampi",
+        "anna",
+    ),
+    (
+        "Eino Kallio",
+        "fi",
+        0,
+        "Lestintie 9, 69440 Lestijärvi",
+        "eeva",
+    ),
+    (
+        "Lyyli Myllymäki",
+        "fi",
+        0,
+        "Kirkonkyläntie 21, 69440 Lestijärvi",
+        "eeva",
+    ),
+    (
+        "Ragnar Sundqvist",
+        "sv",
+        0,
+        "Kyrkvägen 5, 68500 Kronoby",
+        "sofia",
+    ),
+    (
+        "Ingrid Höglund",
+        "sv",
+        0,
+        "Nedervetilvägen 140, 68530 Kronoby",
+        "sofia",
+    ),
+    (
+        "Martta Niskanen",
+        "fi",
+        0,
+        "Mäkitie 3, 69100 Kannus",
+        "mikko",
+    ),
+    (
+        "Oiva Rahja",
+        "fi",
+        1,
+        "Kaustisentie 14, 69600 Kaustinen",
+        "mikko",
+    ),
+    (
+        "Elsa Salo",
+        "fi",
+        1,
+        "Köyhäjoentie 52, 69600 Kaustinen",
+        "anna",
+    ),
+    (
+        "Lauri Kentala",
+        "fi",
+        1,
+        "Vetelintie 7, 69700 Veteli",
+        "eeva",
+    ),
+    ("Impi Jylhä", "fi", 1, "Patanantie 66, 69700 Veteli", "eeva"),
+    (
+        "Arvo Peltola",
+        "fi",
+        1,
+        "Perhontie 18, 69950 Perho",
+        "mikko",
+    ),
+    ("Saima Harju", "fi", 1, "Möttösentie 4, 69950 Perho", "anna"),
+    (
+        "Gunnel Storbacka",
+        "sv",
+        1,
+        "Terjärvvägen 230, 68700 Kronoby",
+        "sofia",
+    ),
+    (
+        "Bertel Granholm",
+        "sv",
+        1,
+        "Strandvägen 9, 68700 Kronoby",
+        "sofia",
+    ),
+    (
+        "Kerttu Huhtala",
+        "fi",
+        1,
+        "Halsuantie 11, 69980 Perho",
+        "eeva",
+    ),
+    (
+        "Onni Tastula",
+        "fi",
+        1,
+        "Ullavantie 27, 69600 Kaustinen",
+        "anna",
+    ),
+];
+
+/// Seeds the demo organisation unless it is there already. Returns true when it seeded.
+pub async fn seed(store: &Store) -> Result<bool, DemoError> {
+    if store.get_meta(SEEDED_KEY).await?.is_some() {
+        return Ok(false);
+    }
+    let mut ids = std::collections::HashMap::new();
+    for login in DEMO_LOGINS {
+        let roles = login.roles.to_vec();
+        let (username, display, language) = (login.username, login.display_name, login.language);
+        let new = tokio::task::spawn_blocking(move || {
+            new_user(
+                username,
+                Some(display),
+                roles,
+                DEMO_PASSWORD,
+                Some(language),
+            )
+        })
+        .await
+        .map_err(|e| DemoError::Data(e.to_string()))?
+        .map_err(DemoError::Data)?;
+        let user = store.create_user(new).await?;
+        ids.insert(login.username, user.id);
+    }
+    let id = |name: &str| {
+        ids.get(name)
+            .cloned()
+            .ok_or_else(|| DemoError::Data(format!("no user {name}")))
+    };
+    let areas = [
+        store.create_area("Lestijoki").await?,
+        store.create_area("Perhonjoki").await?,
+    ];
+    let nurses = ["anna", "mikko", "sofia", "eeva"]
+        .iter()
+        .map(|n| id(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    store
+        .create_team("Etähoitokeskus", TeamKind::Central, None, &nurses)
+        .await?;
+    store
+        .create_team(
+            "Yöpartio Lestijoki",
+            TeamKind::Patrol,
+            Some(&areas[0].id),
+            &[id("jari")?, id("liisa")?],
+        )
+        .await?;
+    store
+        .create_team(
+            "Yöpartio Perhonjoki",
+            TeamKind::Patrol,
+            Some(&areas[1].id),
+            &[id("henrik")?, id("tiina")?],
+        )
+        .await?;
+    for (index, (name, language, area, address, nurse)) in DEMO_CLIENTS.iter().enumerate() {
+        store
+            .create_client(NewClient {
+                name: name.to_string(),
+                language: language.to_string(),
+                area_id: areas[*area].id.clone(),
+                address: address.to_string(),
+                named_nurse_id: Some(id(nurse)?),
+                consent_auto_answer: index % 4 != 3,
+            })
+            .await?;
+    }
+    store.set_meta(SEEDED_KEY, "1").await?;
+    store
+        .audit(Some("system"), "demo.seeded", None, None)
+        .await?;
+    Ok(true)
+}

@@ -1,0 +1,18 @@
+//! Etahoiva hub: remote home-care video and telecare gateway.
+//!
+//! The binary (`src/main.rs`) parses the command line and calls into this
+//! library; tests build a [`startup::Hub`] directly or run the binary.
+
+rust_i18n::i18n!("locales", fallback = "en");
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod demo;
+pub mod i18n;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+pub mod web;

@@ -1,0 +1,258 @@
+//! Layered settings: defaults < TOML file < `ETAHOIVA_*` environment < flags.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The example configuration shipped with the product, shown by `etahoiva config example`.
+pub const EXAMPLE_CONFIG: &str = include_str!("../deploy/etahoiva.example.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The keys that `ETAHOIVA_<KEY>` environment variables may set.
+pub const SETTING_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "tls_cert",
+    "tls_key",
+    "log_format",
+    "log_filter",
+    "session_ttl_secs",
+    "login_max_failures",
+    "login_window_secs",
+    "login_lockout_secs",
+    "metrics_token",
+    "max_body_bytes",
+];
+
+/// Every setting of the hub. `Debug` and `redacted()` hide secrets.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address of the HTTPS listener (API, consoles, health, metrics).
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, development certificates and other state.
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL; `sqlite://…` a given SQLite file; unset, `DATA_DIR/etahoiva.db`.
+    pub database_url: Option<String>,
+    /// PEM certificate chain of the HTTPS listener; unset, a development CA is created.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the HTTPS listener.
+    pub tls_key: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `etahoiva=debug,sqlx=warn`.
+    pub log_filter: String,
+    /// Lifetime of a staff session token in seconds.
+    pub session_ttl_secs: u64,
+    /// Failed logins for one user name or address inside the window before it is throttled.
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    /// First lockout in seconds; doubles with every further failure, up to the window.
+    pub login_lockout_secs: u64,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            tls_cert: None,
+            tls_key: None,
+            log_format: LogFormat::Pretty,
+            log_filter: "info".into(),
+            session_ttl_secs: 12 * 3600,
+            login_max_failures: 5,
+            login_window_secs: 900,
+            login_lockout_secs: 60,
+            metrics_token: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Values given as command-line flags; only those that were given override.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Loads settings from an optional file, the process environment and flags.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
+        Self::load_from(file, overrides, Env::prefixed("ETAHOIVA_"), Env::raw())
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        prefixed: Env,
+        raw: Env,
+    ) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(SettingsError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(raw.only(&["DATABASE_URL"]).map(|_| "database_url".into()))
+            .merge(prefixed.only(SETTING_KEYS))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(SettingsError::Invalid(
+                "tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if self.session_ttl_secs == 0 {
+            return Err(SettingsError::Invalid(
+                "session_ttl_secs must be at least 1".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(SettingsError::Invalid(
+                "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings as TOML with secrets replaced by `<redacted>`.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = shown.database_url.as_deref().map(redact_url);
+        shown.metrics_token = shown.metrics_token.map(|_| "<redacted>".into());
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+}
+
+/// Hides the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:<redacted>{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_defaults_where_set() {
+        let parsed: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(EXAMPLE_CONFIG))
+            .extract()
+            .expect("example config must be valid");
+        assert_eq!(parsed.listen, Settings::default().listen);
+        assert_eq!(parsed.session_ttl_secs, 43200);
+    }
+
+    #[test]
+    fn url_password_is_redacted() {
+        assert_eq!(
+            redact_url("postgres://hub:s3cret@db:5432/etahoiva"),
+            "postgres://hub:<redacted>@db:5432/etahoiva"
+        );
+        assert_eq!(
+            redact_url("postgres://hub@db/etahoiva"),
+            "postgres://hub@db/etahoiva"
+        );
+        let s = Settings {
+            database_url: Some("postgres://a:pw@h/d".into()),
+            metrics_token: Some("tok".into()),
+            ..Settings::default()
+        };
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("pw@") && !dbg.contains("tok\""), "{dbg}");
+        assert!(!s.redacted_toml().contains(":pw@"));
+    }
+
+    #[test]
+    fn mismatched_tls_pair_is_refused() {
+        let s = Settings {
+            tls_cert: Some("a.pem".into()),
+            ..Settings::default()
+        };
+        assert!(s.validate().is_err());
+    }
+}

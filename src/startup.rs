@@ -1,0 +1,249 @@
+//! Building and running the hub: one HTTPS listener serving the API,
+//! the consoles, health and metrics.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::LoginThrottle;
+use crate::settings::Settings;
+use crate::store::{Store, StoreError};
+use crate::tls::{TlsError, TlsFiles};
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub throttle: Arc<LoginThrottle>,
+    pub started: Instant,
+}
+
+/// The remote address of a connection, put on every request.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A hub ready to serve: bound, migrated, with its TLS identity loaded.
+pub struct Hub {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    state: AppState,
+    tls: TlsFiles,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+impl Hub {
+    pub async fn build(settings: Settings) -> Result<Hub, StartupError> {
+        crate::telemetry::init_metrics();
+        let store = Store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+        Hub::build_with_store(settings, store).await
+    }
+
+    pub async fn build_with_store(settings: Settings, store: Store) -> Result<Hub, StartupError> {
+        crate::telemetry::init_metrics();
+        let configured = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => None,
+        };
+        let tls = crate::tls::ensure_files(configured, &settings.data_dir, settings.listen.ip())?;
+        let acceptor = TlsAcceptor::from(Arc::new(crate::tls::server_config(&tls)?));
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let state = AppState {
+            store,
+            throttle: Arc::new(LoginThrottle::new(
+                settings.login_max_failures,
+                Duration::from_secs(settings.login_window_secs),
+                Duration::from_secs(settings.login_lockout_secs),
+            )),
+            settings: Arc::new(settings),
+            started: Instant::now(),
+        };
+        let router = app(state.clone());
+        Ok(Hub {
+            listener,
+            acceptor,
+            router,
+            state,
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.settings.listen)
+    }
+
+    pub fn tls_files(&self) -> &TlsFiles {
+        &self.tls
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets open requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Hub {
+            listener,
+            acceptor,
+            router,
+            state,
+            ..
+        } = self;
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
+        let mut housekeeping = JoinSet::new();
+        housekeeping.spawn(purge_sessions(state.store.clone()));
+        tracing::info!(addr = %listener.local_addr()?, store = state.store.kind(), "hub listening");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let (tcp, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let acceptor = acceptor.clone();
+                    let router = router.clone();
+                    let watcher = graceful.watcher();
+                    connections.spawn(async move {
+                        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                            request.extensions_mut().insert(PeerAddr(peer));
+                            router.clone().oneshot(request)
+                        });
+                        let builder = auto::Builder::new(TokioExecutor::new());
+                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        if let Err(e) = watcher.watch(connection.into_owned()).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        tracing::info!("shutting down");
+        drop(listener);
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("open connections did not finish in time");
+        }
+        connections.shutdown().await;
+        housekeeping.shutdown().await;
+        state.store.close().await;
+        Ok(())
+    }
+}
+
+async fn purge_sessions(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match store.purge_sessions(crate::store::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
+        }
+    }
+}
+
+/// The whole router: API, consoles, health and metrics, with the common layers.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    Router::new()
+        .merge(crate::api::router())
+        .merge(crate::web::router())
+        .fallback(fallback)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(crate::telemetry::track_http))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let request_id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|p| p.as_str())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), route, request_id)
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                ),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn fallback(request: Request) -> Response {
+    if request.uri().path().starts_with("/api/") {
+        crate::api::ApiError::NotFound("route").into_response()
+    } else {
+        let lang = crate::i18n::Lang::negotiate(None, request.headers());
+        let mut response = crate::web::not_found(lang);
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response
+    }
+}

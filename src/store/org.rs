@@ -1,0 +1,208 @@
+//! The organisation: areas, teams (the central unit, night patrols) and clients.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{execute, new_id, now_ms, with_pool, Store, StoreError, StoreResult};
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Area {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamKind {
+    /// The central telecare unit.
+    Central,
+    /// A night-patrol team of one area.
+    Patrol,
+}
+
+impl TeamKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TeamKind::Central => "central",
+            TeamKind::Patrol => "patrol",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub kind: TeamKind,
+    pub area_id: Option<String>,
+    /// User ids of the members.
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    /// `fi` or `sv`.
+    pub language: String,
+    pub area_id: String,
+    pub address: String,
+    /// IANA time zone of the home, `Europe/Helsinki` unless set.
+    pub time_zone: String,
+    /// The client's named nurse (vastuuhoitaja), a user id.
+    pub named_nurse_id: Option<String>,
+    /// Consent to answer scheduled care visits automatically.
+    pub consent_auto_answer: bool,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewClient {
+    pub name: String,
+    pub language: String,
+    pub area_id: String,
+    pub address: String,
+    pub named_nurse_id: Option<String>,
+    pub consent_auto_answer: bool,
+}
+
+impl Store {
+    pub async fn create_area(&self, name: &str) -> StoreResult<Area> {
+        let area = Area {
+            id: new_id(),
+            name: name.to_string(),
+        };
+        execute!(self, pool => sqlx::query("INSERT INTO areas (id, name) VALUES ($1, $2)")
+            .bind(&area.id)
+            .bind(&area.name)
+            .execute(pool)
+            .await)
+        .map_err(|e| StoreError::from_sqlx(e, "area"))?;
+        Ok(area)
+    }
+
+    pub async fn list_areas(&self) -> StoreResult<Vec<Area>> {
+        with_pool!(self, pool => sqlx::query_as::<_, Area>("SELECT id, name FROM areas ORDER BY name")
+            .fetch_all(pool)
+            .await)
+        .map_err(|e| StoreError::from_sqlx(e, "area"))
+    }
+
+    pub async fn create_team(
+        &self,
+        name: &str,
+        kind: TeamKind,
+        area_id: Option<&str>,
+        members: &[String],
+    ) -> StoreResult<Team> {
+        let id = new_id();
+        with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO teams (id, name, kind, area_id) VALUES ($1, $2, $3, $4)")
+                .bind(&id)
+                .bind(name)
+                .bind(kind.as_str())
+                .bind(area_id)
+                .execute(&mut *tx)
+                .await?;
+            for member in members {
+                sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
+                    .bind(&id)
+                    .bind(member)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "team"))?;
+        Ok(Team {
+            id,
+            name: name.to_string(),
+            kind,
+            area_id: area_id.map(str::to_string),
+            members: members.to_vec(),
+        })
+    }
+
+    pub async fn list_teams(&self) -> StoreResult<Vec<Team>> {
+        let (teams, members) = with_pool!(self, pool => async {
+            let teams = sqlx::query_as::<_, (String, String, String, Option<String>)>(
+                "SELECT id, name, kind, area_id FROM teams ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await?;
+            let members = sqlx::query_as::<_, (String, String)>(
+                "SELECT team_id, user_id FROM team_members ORDER BY user_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok::<_, sqlx::Error>((teams, members))
+        }
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "team"))?;
+        teams
+            .into_iter()
+            .map(|(id, name, kind, area_id)| {
+                let kind = match kind.as_str() {
+                    "central" => TeamKind::Central,
+                    "patrol" => TeamKind::Patrol,
+                    other => return Err(StoreError::Corrupt(format!("team kind {other:?}"))),
+                };
+                let members = members
+                    .iter()
+                    .filter(|(team, _)| *team == id)
+                    .map(|(_, user)| user.clone())
+                    .collect();
+                Ok(Team {
+                    id,
+                    name,
+                    kind,
+                    area_id,
+                    members,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn create_client(&self, new: NewClient) -> StoreResult<Client> {
+        let client = Client {
+            id: new_id(),
+            name: new.name,
+            language: new.language,
+            area_id: new.area_id,
+            address: new.address,
+            time_zone: "Europe/Helsinki".into(),
+            named_nurse_id: new.named_nurse_id,
+            consent_auto_answer: new.consent_auto_answer,
+            created_at: now_ms(),
+        };
+        execute!(self, pool => sqlx::query(
+            "INSERT INTO clients (id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(&client.language)
+        .bind(&client.area_id)
+        .bind(&client.address)
+        .bind(&client.time_zone)
+        .bind(&client.named_nurse_id)
+        .bind(client.consent_auto_answer)
+        .bind(client.created_at)
+        .execute(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "client"))?;
+        Ok(client)
+    }
+
+    pub async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        with_pool!(self, pool => sqlx::query_as::<_, Client>(
+            "SELECT id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at \
+             FROM clients ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "client"))
+    }
+}

@@ -1,0 +1,392 @@
+//! The web consoles: sign-in page and one console frame per role, in the
+//! user's language. Templates are compiled in and assets embedded.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::Deserialize;
+
+use crate::api::session::{attempt_login, LoginOutcome};
+use crate::api::ApiError;
+use crate::auth::{self, session_of};
+use crate::i18n::{Lang, LANG_COOKIE};
+use crate::startup::{AppState, PeerAddr};
+use crate::store::{Role, SessionUser};
+
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout_submit))
+        .route("/lang/{code}", get(choose_language))
+        .route("/console/{name}", get(console))
+        .route("/static/app.css", get(|| async { css(APP_CSS) }))
+}
+
+fn css(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    lang: Lang,
+    langs: [Lang; 3],
+    here: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+struct ConsoleLink {
+    path: &'static str,
+    label: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console.html")]
+struct ConsolePage {
+    lang: Lang,
+    langs: [Lang; 3],
+    here: String,
+    console: &'static str,
+    heading: String,
+    empty: String,
+    display_name: String,
+    consoles: Vec<ConsoleLink>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    lang: Lang,
+    langs: [Lang; 3],
+    here: String,
+    heading: String,
+    body: String,
+    links: Vec<(String, String)>,
+}
+
+fn render(status: StatusCode, page: impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (
+            status,
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::X_FRAME_OPTIONS, "DENY"),
+            ],
+            Html(html),
+        )
+            .into_response(),
+        Err(e) => ApiError::Internal(format!("template: {e}")).into_response(),
+    }
+}
+
+fn console_path(role: Role) -> &'static str {
+    match role {
+        Role::Nurse => "nurse",
+        Role::Patrol => "patrol",
+        Role::Admin => "admin",
+    }
+}
+
+/// Only same-site relative paths are followed after sign-in.
+fn safe_next(next: Option<&str>) -> Option<String> {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .map(str::to_string)
+}
+
+async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SessionUser>, ApiError> {
+    Ok(session_of(&state.store, headers).await?.ok())
+}
+
+/// The start page sends each user to their console, or to sign-in.
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Some(session) = current_session(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let lang = Lang::negotiate(session.user.language.as_deref(), &headers);
+    match session.user.roles.as_slice() {
+        [only] => Ok(Redirect::to(&format!("/console/{}", console_path(*only))).into_response()),
+        roles => Ok(render(
+            StatusCode::OK,
+            MessagePage {
+                lang,
+                langs: Lang::ALL,
+                here: "/".into(),
+                heading: lang.t("console.choose"),
+                body: String::new(),
+                links: roles
+                    .iter()
+                    .map(|r| {
+                        (
+                            format!("/console/{}", console_path(*r)),
+                            lang.t(&format!("console.{}", console_path(*r))),
+                        )
+                    })
+                    .collect(),
+            },
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(headers: HeaderMap, Query(query): Query<NextQuery>) -> Response {
+    let lang = Lang::negotiate(None, &headers);
+    let next = safe_next(query.next.as_deref()).unwrap_or_else(|| "/".into());
+    render(
+        StatusCode::OK,
+        LoginPage {
+            lang,
+            langs: Lang::ALL,
+            here: format!("/login?next={}", urlencode(&next)),
+            next,
+            username: String::new(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    peer: Option<Extension<PeerAddr>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = Lang::negotiate(None, &headers);
+    let next = safe_next(form.next.as_deref()).unwrap_or_else(|| "/".into());
+    let peer: Option<SocketAddr> = peer.map(|p| p.0 .0);
+    let refused = |status: StatusCode, key: &str| {
+        render(
+            status,
+            LoginPage {
+                lang,
+                langs: Lang::ALL,
+                here: format!("/login?next={}", urlencode(&next)),
+                next: next.clone(),
+                username: form.username.clone(),
+                error: Some(lang.t(key)),
+            },
+        )
+    };
+    if form.username.trim().is_empty() || form.password.is_empty() {
+        return refused(StatusCode::BAD_REQUEST, "login.missing");
+    }
+    match attempt_login(&state, &form.username, &form.password, peer).await {
+        Ok(LoginOutcome::Success(ok)) => {
+            let cookie = auth::session_cookie(&ok.token, state.settings.session_ttl_secs);
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+        }
+        Ok(LoginOutcome::Refused(ApiError::TooManyRequests { .. })) => {
+            refused(StatusCode::TOO_MANY_REQUESTS, "login.throttled")
+        }
+        Ok(LoginOutcome::Refused(_)) => refused(StatusCode::UNAUTHORIZED, "login.failed"),
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in failed");
+            refused(StatusCode::SERVICE_UNAVAILABLE, "login.unavailable")
+        }
+    }
+}
+
+async fn logout_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = auth::request_token(&headers) {
+        let hash = auth::token_hash(&token);
+        if let Some(session) = state
+            .store
+            .session_user(&hash, crate::store::now_ms())
+            .await?
+        {
+            state
+                .store
+                .audit(Some(&session.user.id), "logout", None, None)
+                .await?;
+        }
+        state.store.delete_session(&hash).await?;
+    }
+    Ok((
+        [(header::SET_COOKIE, auth::cleared_session_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}
+
+/// Picks the interface language: saved on the account when signed in, in a cookie always.
+async fn choose_language(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, ApiError> {
+    let lang = Lang::parse(&code).ok_or(ApiError::NotFound("language"))?;
+    if let Some(session) = current_session(&state, &headers).await? {
+        state
+            .store
+            .set_user_language(&session.user.id, Some(lang.code()))
+            .await?;
+    }
+    let cookie = format!(
+        "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; Secure; SameSite=Lax",
+        lang.code()
+    );
+    let next = safe_next(query.next.as_deref()).unwrap_or_else(|| "/".into());
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+}
+
+async fn console(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(role) = Role::ALL.into_iter().find(|r| console_path(*r) == name) else {
+        let lang = Lang::negotiate(None, &headers);
+        return Ok(not_found(lang));
+    };
+    let here = format!("/console/{}", console_path(role));
+    let Some(session) = current_session(&state, &headers).await? else {
+        return Ok(Redirect::to(&format!("/login?next={}", urlencode(&here))).into_response());
+    };
+    let lang = Lang::negotiate(session.user.language.as_deref(), &headers);
+    if !session.user.roles.contains(&role) {
+        tracing::warn!(user_id = %session.user.id, console = %name, "console refused: role missing");
+        state
+            .store
+            .audit(
+                Some(&session.user.id),
+                "access.denied",
+                None,
+                Some(&format!("console {name}")),
+            )
+            .await?;
+        return Ok(render(
+            StatusCode::FORBIDDEN,
+            MessagePage {
+                lang,
+                langs: Lang::ALL,
+                here: "/".into(),
+                heading: lang.t("error.forbidden.title"),
+                body: lang.t("error.forbidden.body"),
+                links: vec![("/".into(), lang.t("error.back"))],
+            },
+        ));
+    }
+    let console = console_path(role);
+    Ok(render(
+        StatusCode::OK,
+        ConsolePage {
+            lang,
+            langs: Lang::ALL,
+            here,
+            console,
+            heading: lang.t(&format!("console.{console}")),
+            empty: lang.t(&format!("console.{console}.empty")),
+            display_name: session.user.display_name.clone(),
+            consoles: session
+                .user
+                .roles
+                .iter()
+                .map(|r| ConsoleLink {
+                    path: console_path(*r),
+                    label: lang.t(&format!("console.{}", console_path(*r))),
+                    current: *r == role,
+                })
+                .collect(),
+        },
+    ))
+}
+
+/// The page for an unknown address.
+pub fn not_found(lang: Lang) -> Response {
+    render(
+        StatusCode::NOT_FOUND,
+        MessagePage {
+            lang,
+            langs: Lang::ALL,
+            here: "/".into(),
+            heading: lang.t("error.not_found.title"),
+            body: String::new(),
+            links: vec![("/".into(), lang.t("error.back"))],
+        },
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_must_stay_on_this_site() {
+        assert_eq!(
+            safe_next(Some("/console/nurse")).as_deref(),
+            Some("/console/nurse")
+        );
+        assert_eq!(safe_next(Some("//evil.example/")), None);
+        assert_eq!(safe_next(Some("https://evil.example/")), None);
+        assert_eq!(safe_next(Some("/\\evil.example")), None);
+    }
+
+    #[test]
+    fn pages_render_in_each_language() {
+        for lang in Lang::ALL {
+            let html = LoginPage {
+                lang,
+                langs: Lang::ALL,
+                here: "/login".into(),
+                next: "/".into(),
+                username: "<script>".into(),
+                error: Some(lang.t("login.failed")),
+            }
+            .render()
+            .expect("renders");
+            assert!(html.contains(&format!("<html lang=\"{}\">", lang.code())));
+            assert!(html.contains(&lang.t("login.title")));
+            assert!(!html.contains("<script>"), "user input must be escaped");
+        }
+    }
+}
