@@ -141,6 +141,15 @@ pub async fn session_of(
         .ok_or(NoSession::InvalidOrExpired))
 }
 
+/// The path as the client sent it (nested routers see only their part).
+fn original_path(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string())
+}
+
 /// A request from a signed-in staff member, any role.
 #[derive(Clone, Debug)]
 pub struct Authenticated(pub SessionUser);
@@ -152,7 +161,7 @@ impl FromRequestParts<AppState> for Authenticated {
         match session_of(&state.store, &parts.headers).await? {
             Ok(user) => Ok(Authenticated(user)),
             Err(why) => {
-                tracing::warn!(path = %parts.uri.path(), reason = ?why, "unauthenticated request refused");
+                tracing::warn!(path = %original_path(parts), reason = ?why, "unauthenticated request refused");
                 metrics::counter!("etahoiva_auth_refusals_total", "status" => "401").increment(1);
                 Err(ApiError::Unauthorized)
             }

@@ -121,8 +121,8 @@ async fn users(store: &Store, command: &UsersCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<20} {:<20} {:<30} {:<4} {}",
-                "USERNAME", "ROLES", "NAME", "LANG", "STATUS"
+                "{:<20} {:<20} {:<30} {:<4} STATUS",
+                "USERNAME", "ROLES", "NAME", "LANG"
             );
             for user in users {
                 let roles: Vec<_> = user.roles.iter().map(|r| r.as_str()).collect();
