@@ -38,9 +38,44 @@ pub enum Command {
     /// Manage staff accounts.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage home terminals.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
     /// Show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DevicesCommand {
+    /// Register a terminal, issue its certificate and write its provisioning bundle.
+    Provision {
+        /// A name for the terminal, e.g. its location.
+        #[arg(long)]
+        name: String,
+        /// The hub's terminal link as the terminal reaches it, e.g. wss://hub.example:8444/link.
+        #[arg(long)]
+        hub_url: String,
+        /// Bind the terminal to this client.
+        #[arg(long)]
+        client: Option<String>,
+        /// fi, sv or en [default: the client's language, else fi].
+        #[arg(long)]
+        language: Option<String>,
+        /// CA certificate (PEM) of the hub's server certificate [default: DATA_DIR/tls/ca.pem].
+        #[arg(long)]
+        hub_ca: Option<PathBuf>,
+        /// Directory to write the bundle into (must not hold a profile yet).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a terminal: its certificate stops working, live links close within seconds.
+    Revoke { id: String },
+    /// List terminals.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -54,12 +89,18 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Address of the terminal link listener [default: 127.0.0.1:8444].
+    #[arg(long)]
+    pub device_listen: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Simulated home terminals to start, each with its own identity.
+    #[arg(long, default_value_t = 20)]
+    pub terminals: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +154,7 @@ impl Cli {
             tls_cert: serve.and_then(|s| s.tls_cert.clone()),
             tls_key: serve.and_then(|s| s.tls_key.clone()),
             log_format: self.log_format,
+            device_listen: serve.and_then(|s| s.device_listen),
         }
     }
 }

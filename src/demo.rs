@@ -286,3 +286,78 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
         .await?;
     Ok(true)
 }
+
+/// Starts `count` simulated home terminals, each with its own provisioned
+/// identity, connecting to the hub over the real terminal link. Bundles are
+/// kept under `DATA_DIR/terminals/` and reused by the next run. The first
+/// terminal serves the kiosk page; the second raises a simulated wristband
+/// alarm every ten minutes.
+pub async fn start_terminals(
+    hub: &crate::startup::Hub,
+    count: usize,
+) -> Result<Vec<etahoiva_edge::agent::Running>, DemoError> {
+    use etahoiva_firmware_config::{AlarmInput, AlarmKind, InputSource, Profile};
+    let state = hub.state();
+    let data_dir = &state.settings.data_dir;
+    let device_addr = hub.device_addr();
+    let host = if device_addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        device_addr.ip().to_string()
+    };
+    let hub_url = format!(
+        "wss://{host}:{}{}",
+        device_addr.port(),
+        etahoiva_proto::LINK_PATH
+    );
+    let ca = crate::devices::identity::DeviceCa::load_or_create(data_dir)
+        .map_err(|e| DemoError::Data(e.to_string()))?;
+    // The demo hub runs on its development CA.
+    let hub_ca_pem =
+        crate::devices::hub_ca_pem(data_dir, None).map_err(|e| DemoError::Data(e.to_string()))?;
+    let clients = state.store.list_clients().await?;
+    let mut running = Vec::with_capacity(count);
+    for i in 0..count {
+        let dir = data_dir.join("terminals").join(format!("{:03}", i + 1));
+        let profile_path = dir.join("profile.toml");
+        if !profile_path.exists() {
+            let client = clients.get(i % clients.len().max(1));
+            crate::devices::provision(
+                &state.store,
+                &ca,
+                crate::devices::ProvisionRequest {
+                    name: match client {
+                        Some(c) => format!("{}, kotipääte", c.name),
+                        None => format!("Demopääte {}", i + 1),
+                    },
+                    hub_url: hub_url.clone(),
+                    client_id: client.map(|c| c.id.clone()),
+                    language: None,
+                    hub_ca_pem: hub_ca_pem.clone(),
+                    out: dir.clone(),
+                    cert_days: state.settings.device_cert_days,
+                },
+            )
+            .await
+            .map_err(|e| DemoError::Data(e.to_string()))?;
+        }
+        let mut profile =
+            Profile::load(&profile_path).map_err(|e| DemoError::Data(e.to_string()))?;
+        // The hub may listen on another port this time.
+        profile.hub.url = hub_url.clone();
+        profile.settings.kiosk.listen = "127.0.0.1:0".into();
+        if i == 1 {
+            profile.settings.alarm_inputs = vec![AlarmInput {
+                name: "rannekello".into(),
+                kind: AlarmKind::Wristband,
+                source: InputSource::Simulated { every_secs: 600 },
+            }];
+        }
+        let options = etahoiva_edge::agent::RunOptions { kiosk: i == 0 };
+        let terminal = etahoiva_edge::agent::start(profile, options)
+            .await
+            .map_err(|e| DemoError::Data(e.to_string()))?;
+        running.push(terminal);
+    }
+    Ok(running)
+}

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod demo;
+pub mod devices;
 pub mod i18n;
 pub mod settings;
 pub mod startup;

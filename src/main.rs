@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use etahoiva::cli::{Cli, Command, ConfigCommand, UsersCommand};
+use etahoiva::cli::{Cli, Command, ConfigCommand, DevicesCommand, UsersCommand};
 use etahoiva::settings::{Settings, EXAMPLE_CONFIG};
 use etahoiva::startup::Hub;
 use etahoiva::store::Store;
@@ -50,9 +50,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init_logging(settings.log_format, &settings.log_filter);
             let hub = Hub::build(settings).await?;
             let seeded = demo::seed(&hub.state().store).await?;
+            let terminals = demo::start_terminals(&hub, args.terminals).await?;
             announce(&hub);
-            print_demo(&hub, seeded);
-            hub.run_until(shutdown_signal()).await
+            print_demo(&hub, seeded, &terminals);
+            let (stop_hub, hub_stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(hub.run_until(async {
+                let _ = hub_stopped.await;
+            }));
+            shutdown_signal().await;
+            for terminal in terminals {
+                terminal.stop().await;
+            }
+            let _ = stop_hub.send(());
+            server.await?
         }
         Command::Users(command) => {
             let settings = Settings::load(cli.config.as_deref(), &cli.overrides(None))?;
@@ -61,6 +71,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("cannot open the store")?;
             let result = users(&store, command).await;
+            store.close().await;
+            result
+        }
+        Command::Devices(command) => {
+            let settings = Settings::load(cli.config.as_deref(), &cli.overrides(None))?;
+            telemetry::init_logging(settings.log_format, "warn");
+            let store = Store::open(settings.database_url.as_deref(), &settings.data_dir)
+                .await
+                .context("cannot open the store")?;
+            let result = devices(&store, &settings, command).await;
             store.close().await;
             result
         }
@@ -140,9 +160,108 @@ async fn users(store: &Store, command: &UsersCommand) -> anyhow::Result<()> {
     }
 }
 
+async fn devices(
+    store: &Store,
+    settings: &Settings,
+    command: &DevicesCommand,
+) -> anyhow::Result<()> {
+    use etahoiva::devices::{self, identity::DeviceCa, ProvisionRequest};
+    match command {
+        DevicesCommand::Provision {
+            name,
+            hub_url,
+            client,
+            language,
+            hub_ca,
+            out,
+        } => {
+            let language = match language.as_deref() {
+                None => None,
+                Some(code) => match etahoiva_firmware_config::Language::parse(code) {
+                    Some(l) => Some(l),
+                    None => anyhow::bail!("unknown language {code:?}; use fi, sv or en"),
+                },
+            };
+            if hub_ca.is_none() && settings.tls_cert.is_none() {
+                // The hub's development CA signs its server certificate: make sure it exists.
+                etahoiva::tls::ensure_files(None, &settings.data_dir, settings.listen.ip())?;
+            } else if hub_ca.is_none() {
+                anyhow::bail!("the hub uses configured certificates: give --hub-ca with the CA that signed them");
+            }
+            let ca = DeviceCa::load_or_create(&settings.data_dir)?;
+            let provisioned = devices::provision(
+                store,
+                &ca,
+                ProvisionRequest {
+                    name: name.clone(),
+                    hub_url: hub_url.clone(),
+                    client_id: client.clone(),
+                    language,
+                    hub_ca_pem: devices::hub_ca_pem(&settings.data_dir, hub_ca.as_deref())?,
+                    out: out.clone(),
+                    cert_days: settings.device_cert_days,
+                },
+            )
+            .await?;
+            println!("provisioned terminal {} ({name})", provisioned.device_id);
+            println!("bundle: {}", provisioned.profile.display());
+            println!(
+                "run it with: etahoiva-edge --profile {}",
+                provisioned.profile.display()
+            );
+            Ok(())
+        }
+        DevicesCommand::Revoke { id } => {
+            if devices::revoke(store, None, id, "cli").await? {
+                println!("revoked terminal {id}; a hub closes its link within seconds");
+            } else {
+                println!("terminal {id} was already revoked");
+            }
+            Ok(())
+        }
+        DevicesCommand::List { json } => {
+            let records = store.list_devices().await?;
+            if *json {
+                let rows: Vec<_> = records
+                    .iter()
+                    .map(|d| serde_json::json!({
+                        "id": d.id, "name": d.name, "client_id": d.client_id,
+                        "last_seen": d.last_seen, "revoked": d.revoked_at.is_some(),
+                        "config_version": d.applied_version, "desired_config_version": d.settings_version,
+                    }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!(
+                "{:<36} {:<24} {:<8} LAST SEEN (ms since epoch)",
+                "ID", "NAME", "STATUS"
+            );
+            for d in records {
+                let status = if d.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let seen = d
+                    .last_seen
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "never".into());
+                println!("{:<36} {:<24} {:<8} {}", d.id, d.name, status, seen);
+            }
+            Ok(())
+        }
+    }
+}
+
 fn announce(hub: &Hub) {
     let addr = hub.local_addr();
     println!("Etahoiva hub listening on https://{addr}");
+    println!(
+        "Terminal link on wss://{}{}",
+        hub.device_addr(),
+        etahoiva_proto::LINK_PATH
+    );
     let tls = hub.tls_files();
     if let Some(ca) = &tls.dev_ca {
         if tls.created {
@@ -161,7 +280,7 @@ fn announce(hub: &Hub) {
     }
 }
 
-fn print_demo(hub: &Hub, seeded: bool) {
+fn print_demo(hub: &Hub, seeded: bool, terminals: &[etahoiva_edge::agent::Running]) {
     let addr = hub.local_addr();
     let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
         format!("127.0.0.1:{}", addr.port())
@@ -183,6 +302,14 @@ fn print_demo(hub: &Hub, seeded: bool) {
     println!("  patrol    https://{host}/console/patrol");
     println!("  admin     https://{host}/console/admin");
     println!("  API       https://{host}/api/v1/openapi.json");
+    println!(
+        "Terminals: {} simulated home terminals on the terminal link (bundles in {})",
+        terminals.len(),
+        hub.state().settings.data_dir.join("terminals").display()
+    );
+    if let Some(addr) = terminals.iter().find_map(|t| t.kiosk_addr) {
+        println!("  kiosk of the first terminal: http://{addr}/");
+    }
     println!("Demo logins (password for all: {}):", demo::DEMO_PASSWORD);
     for login in demo::DEMO_LOGINS {
         let roles: Vec<_> = login.roles.iter().map(|r| r.as_str()).collect();

@@ -41,6 +41,9 @@ pub const SETTING_KEYS: &[&str] = &[
     "login_lockout_secs",
     "metrics_token",
     "max_body_bytes",
+    "device_listen",
+    "missed_heartbeats",
+    "device_cert_days",
 ];
 
 /// Every setting of the hub. `Debug` and `redacted()` hide secrets.
@@ -71,6 +74,12 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Address of the terminal link listener (mutual TLS, WebSocket at `/link`).
+    pub device_listen: SocketAddr,
+    /// A terminal silent for this many heartbeat intervals is offline.
+    pub missed_heartbeats: u32,
+    /// Validity of newly issued terminal certificates, in days.
+    pub device_cert_days: i64,
 }
 
 impl Default for Settings {
@@ -89,6 +98,9 @@ impl Default for Settings {
             login_lockout_secs: 60,
             metrics_token: None,
             max_body_bytes: 1024 * 1024,
+            device_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            missed_heartbeats: 3,
+            device_cert_days: 5 * 365,
         }
     }
 }
@@ -106,6 +118,8 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -147,6 +161,16 @@ impl Settings {
         if self.session_ttl_secs == 0 {
             return Err(SettingsError::Invalid(
                 "session_ttl_secs must be at least 1".into(),
+            ));
+        }
+        if self.missed_heartbeats == 0 {
+            return Err(SettingsError::Invalid(
+                "missed_heartbeats must be at least 1".into(),
+            ));
+        }
+        if !(1..=3650).contains(&self.device_cert_days) {
+            return Err(SettingsError::Invalid(
+                "device_cert_days must be between 1 and 3650".into(),
             ));
         }
         if self.max_body_bytes < 1024 {

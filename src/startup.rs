@@ -21,6 +21,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::LoginThrottle;
+use crate::devices::identity::PeerCertificate;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsFiles};
@@ -29,6 +30,8 @@ use crate::tls::{TlsError, TlsFiles};
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Live terminal links of this hub.
+    pub devices: Arc<crate::devices::registry::Registry>,
     pub settings: Arc<Settings>,
     pub throttle: Arc<LoginThrottle>,
     pub started: Instant,
@@ -56,6 +59,9 @@ pub struct Hub {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
+    device_listener: TcpListener,
+    device_acceptor: TlsAcceptor,
+    device_router: Router,
     state: AppState,
     tls: TlsFiles,
 }
@@ -86,8 +92,20 @@ impl Hub {
                     addr: settings.listen,
                     source,
                 })?;
+        let device_ca = crate::devices::identity::DeviceCa::load_or_create(&settings.data_dir)?;
+        let device_acceptor = TlsAcceptor::from(Arc::new(
+            crate::devices::identity::device_server_config(&tls, &device_ca.cert_pem)?,
+        ));
+        let device_listener =
+            TcpListener::bind(settings.device_listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.device_listen,
+                    source,
+                })?;
         let state = AppState {
             store,
+            devices: Arc::new(crate::devices::registry::Registry::default()),
             throttle: Arc::new(LoginThrottle::new(
                 settings.login_max_failures,
                 Duration::from_secs(settings.login_window_secs),
@@ -97,13 +115,24 @@ impl Hub {
             started: Instant::now(),
         };
         let router = app(state.clone());
+        let device_router = device_app(state.clone());
         Ok(Hub {
             listener,
             acceptor,
             router,
+            device_listener,
+            device_acceptor,
+            device_router,
             state,
             tls,
         })
+    }
+
+    /// Address of the terminal link listener.
+    pub fn device_addr(&self) -> SocketAddr {
+        self.device_listener
+            .local_addr()
+            .unwrap_or(self.state.settings.device_listen)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -126,69 +155,133 @@ impl Hub {
             listener,
             acceptor,
             router,
+            device_listener,
+            device_acceptor,
+            device_router,
             state,
             ..
         } = self;
-        let graceful = GracefulShutdown::new();
-        let mut connections = JoinSet::new();
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            device_addr = %device_listener.local_addr()?,
+            store = state.store.kind(),
+            "hub listening"
+        );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve_tls(listener, acceptor, router, stop_rx.clone()));
+        tasks.spawn(serve_tls(
+            device_listener,
+            device_acceptor,
+            device_router,
+            stop_rx,
+        ));
         let mut housekeeping = JoinSet::new();
         housekeeping.spawn(purge_sessions(state.store.clone()));
-        tracing::info!(addr = %listener.local_addr()?, store = state.store.kind(), "hub listening");
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let (tcp, peer) = match accepted {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let acceptor = acceptor.clone();
-                    let router = router.clone();
-                    let watcher = graceful.watcher();
-                    connections.spawn(async move {
-                        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                        let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-                            request.extensions_mut().insert(PeerAddr(peer));
-                            router.clone().oneshot(request)
-                        });
-                        let builder = auto::Builder::new(TokioExecutor::new());
-                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                        if let Err(e) = watcher.watch(connection.into_owned()).await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                    });
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
+        housekeeping.spawn(crate::devices::watch_revocations(
+            state.store.clone(),
+            state.devices.clone(),
+            Duration::from_secs(2),
+        ));
+        housekeeping.spawn(crate::devices::persist_presence(
+            state.store.clone(),
+            state.devices.clone(),
+            Duration::from_secs(60),
+        ));
+        shutdown.await;
         tracing::info!("shutting down");
-        drop(listener);
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("open connections did not finish in time");
-        }
-        connections.shutdown().await;
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
         housekeeping.shutdown().await;
+        let _ = state
+            .store
+            .record_last_seen(&state.devices.last_seen_all())
+            .await;
         state.store.close().await;
         Ok(())
     }
+}
+
+/// Accepts TLS connections and serves `router` on them until `stop` turns true,
+/// then lets open connections finish for a grace period.
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let router = router.clone();
+                let watcher = graceful.watcher();
+                connections.spawn(async move {
+                    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            metrics::counter!("etahoiva_tls_handshake_failures_total").increment(1);
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let peer_cert = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|c| PeerCertificate(Arc::new(c.clone().into_owned())));
+                    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(PeerAddr(peer));
+                        if let Some(cert) = &peer_cert {
+                            request.extensions_mut().insert(cert.clone());
+                        }
+                        router.clone().oneshot(request)
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    if let Err(e) = watcher.watch(connection.into_owned()).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not finish in time");
+    }
+    connections.shutdown().await;
+}
+
+/// The router of the terminal link listener.
+pub fn device_app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            etahoiva_proto::LINK_PATH,
+            axum::routing::get(crate::devices::link::link),
+        )
+        .with_state(state)
 }
 
 async fn purge_sessions(store: Store) {

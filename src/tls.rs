@@ -81,7 +81,11 @@ pub fn ensure_files(
         path: dir.clone(),
         source,
     })?;
-    let (ca_pem, ca_key) = load_or_create_ca(&dir)?;
+    let (ca_pem, ca_key) = load_or_create_ca(
+        &dir.join("ca.pem"),
+        &dir.join("ca-key.pem"),
+        "Etahoiva development CA",
+    )?;
     let ca_params = CertificateParams::from_ca_cert_pem(&ca_pem)
         .map_err(|e| TlsError::Generate(format!("development CA: {e}")))?;
     let ca_cert = ca_params
@@ -119,22 +123,31 @@ pub fn ensure_files(
     })
 }
 
-fn load_or_create_ca(dir: &Path) -> Result<(String, KeyPair), TlsError> {
-    let cert_path = dir.join("ca.pem");
-    let key_path = dir.join("ca-key.pem");
+/// Loads a CA certificate and key, or creates them (key readable by the owner only).
+pub fn load_or_create_ca(
+    cert_path: &Path,
+    key_path: &Path,
+    common_name: &str,
+) -> Result<(String, KeyPair), TlsError> {
     if cert_path.exists() && key_path.exists() {
-        let pem = read(&cert_path)?;
-        let key = KeyPair::from_pem(&read(&key_path)?).map_err(|e| TlsError::BadKey {
-            path: key_path.clone(),
+        let pem = read(cert_path)?;
+        let key = KeyPair::from_pem(&read(key_path)?).map_err(|e| TlsError::BadKey {
+            path: key_path.to_path_buf(),
             reason: e.to_string(),
         })?;
         return Ok((pem, key));
+    }
+    if let Some(dir) = cert_path.parent() {
+        fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     let mut params = CertificateParams::new(Vec::<String>::new())
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     params
         .distinguished_name
-        .push(DnType::CommonName, "Etahoiva development CA");
+        .push(DnType::CommonName, common_name);
     params
         .distinguished_name
         .push(DnType::OrganizationName, "Etahoiva");
@@ -146,19 +159,19 @@ fn load_or_create_ca(dir: &Path) -> Result<(String, KeyPair), TlsError> {
     let cert = params
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&key_path, &key.serialize_pem())?;
-    write_file(&cert_path, &cert.pem())?;
+    write_private(key_path, &key.serialize_pem())?;
+    write_file(cert_path, &cert.pem())?;
     Ok((cert.pem(), key))
 }
 
-fn read(path: &Path) -> Result<String, TlsError> {
+pub(crate) fn read(path: &Path) -> Result<String, TlsError> {
     fs::read_to_string(path).map_err(|source| TlsError::Read {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn write_file(path: &Path, contents: &str) -> Result<(), TlsError> {
+pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), TlsError> {
     fs::write(path, contents).map_err(|source| TlsError::Write {
         path: path.to_path_buf(),
         source,
@@ -166,7 +179,7 @@ fn write_file(path: &Path, contents: &str) -> Result<(), TlsError> {
 }
 
 /// Writes a private key readable by the owner only.
-fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

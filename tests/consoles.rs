@@ -220,6 +220,13 @@ async fn demo_seeds_an_organisation_once_and_reuses_it() {
         4,
         "four nurses"
     );
+    // The simulated terminals come online over the real terminal link.
+    let online = wait_for_online_devices(&client, &hub, &admin, 20).await;
+    assert_eq!(online, 20, "twenty simulated terminals online");
+    assert!(
+        banner.contains("kiosk of the first terminal: http://127.0.0.1:"),
+        "{banner}"
+    );
     hub.stop();
 
     let again = spawn_hub_in(&data, "demo", &[], &[]);
@@ -228,6 +235,9 @@ async fn demo_seeds_an_organisation_once_and_reuses_it() {
         .join("\n")
         .contains("Reusing the demo organisation"));
     let client = again.client();
+    let admin = common::login(&client, &again, "admin", etahoiva::demo::DEMO_PASSWORD).await;
+    let online = wait_for_online_devices(&client, &again, &admin, 20).await;
+    assert_eq!(online, 20, "the same terminals come back");
     let token = common::login(&client, &again, "anna", etahoiva::demo::DEMO_PASSWORD).await;
     let clients: serde_json::Value = client
         .get(again.url("/api/v1/clients"))
@@ -243,4 +253,34 @@ async fn demo_seeds_an_organisation_once_and_reuses_it() {
         20,
         "not seeded twice"
     );
+}
+
+/// Polls the device list until `want` terminals are online (at most 30 s);
+/// returns how many were online, and checks no terminal was duplicated.
+async fn wait_for_online_devices(
+    client: &reqwest::Client,
+    hub: &common::HubProcess,
+    token: &str,
+    want: usize,
+) -> usize {
+    let mut online = 0;
+    for _ in 0..60 {
+        let devices: serde_json::Value = client
+            .get(hub.url("/api/v1/devices"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("devices")
+            .json()
+            .await
+            .expect("json");
+        let devices = devices.as_array().expect("array");
+        assert_eq!(devices.len(), want, "one record per simulated terminal");
+        online = devices.iter().filter(|d| d["online"] == true).count();
+        if online == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    online
 }

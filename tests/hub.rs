@@ -550,8 +550,12 @@ async fn configured_certificates_are_used() {
         &[],
     );
     assert!(
-        !other.path().join("tls").exists(),
-        "no development CA when certificates are configured"
+        !other.path().join("tls/ca.pem").exists() && !other.path().join("tls/server.pem").exists(),
+        "no development CA or server certificate when certificates are configured"
+    );
+    assert!(
+        other.path().join("tls/device-ca.pem").exists(),
+        "the device CA for terminal certificates is the hub's own"
     );
     let client = common::client_for(dir.path());
     assert_eq!(

@@ -1,1 +1,248 @@
+//! Wire messages of the terminal link, shared by the hub and `etahoiva-edge`.
+//!
+//! One WebSocket over mutually authenticated TLS carries JSON text frames,
+//! each one [`EdgeToHub`] or [`HubToEdge`] message tagged by `"type"`.
+//! The first frame from the terminal is [`EdgeToHub::Hello`]; the hub answers
+//! with [`HubToEdge::Welcome`] or [`HubToEdge::Error`] and closes.
+//! Both enums are `#[non_exhaustive]` and unknown message types are answered
+//! with an error frame, so newer and older peers can talk.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// The oldest protocol version the hub still accepts.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+/// Largest frame either side accepts.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Path of the WebSocket endpoint on the hub's device listener.
+pub const LINK_PATH: &str = "/link";
+/// Prefix of the URI subject-alternative name that carries a device id in its certificate.
+pub const DEVICE_URI_PREFIX: &str = "urn:etahoiva:device:";
+
+/// Messages from the terminal to the hub.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EdgeToHub {
+    /// First frame: who the terminal says it is and what it runs.
+    Hello {
+        protocol: u32,
+        device_id: String,
+        agent_version: String,
+        /// Version of the terminal settings it runs (0 for the provisioned ones).
+        config_version: u64,
+    },
+    /// Sign of life, sent at the configured interval.
+    Heartbeat { seq: u64 },
+    /// Something that happened on the terminal; stored once by `key`.
+    Event(Event),
+    /// The pushed settings were validated and are now in use.
+    ConfigApplied { version: u64 },
+    /// The pushed settings were refused; the previous ones stay in use.
+    ConfigRejected { version: u64, reason: String },
+    /// Outcome of a [`HubToEdge::Command`].
+    CommandResult {
+        id: String,
+        ok: bool,
+        detail: String,
+    },
+}
+
+/// An event accepted on the terminal and kept in its outbox until acknowledged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Idempotency key, unique per device; resending the same key is harmless.
+    pub key: String,
+    pub kind: EventKind,
+    /// When it happened on the terminal, milliseconds since the Unix epoch.
+    pub occurred_at: i64,
+    /// Kind-specific details.
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The help button of the terminal or the kiosk.
+    HelpButton,
+    /// An alarm from a wristband.
+    Wristband,
+    /// An alarm or reading from a sensor (door, fall, smoke, bed...).
+    Sensor,
+    /// A record of a call on the terminal.
+    CallLog,
+    /// Something the terminal reports about itself (power, storage...).
+    Status,
+}
+
+impl EventKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventKind::HelpButton => "help_button",
+            EventKind::Wristband => "wristband",
+            EventKind::Sensor => "sensor",
+            EventKind::CallLog => "call_log",
+            EventKind::Status => "status",
+        }
+    }
+}
+
+/// Messages from the hub to the terminal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HubToEdge {
+    /// The hello was accepted.
+    Welcome {
+        protocol: u32,
+        device_id: String,
+        /// Heartbeat interval the hub expects, in seconds.
+        heartbeat_secs: u64,
+        /// Hub clock, milliseconds since the Unix epoch.
+        server_time: i64,
+        /// Display name of the client at this terminal, if bound.
+        client_name: Option<String>,
+    },
+    /// The event with this key is stored; the terminal may delete it.
+    Ack { key: String },
+    /// New terminal settings (the `settings` table of a profile) to validate and apply.
+    ConfigPush {
+        version: u64,
+        settings: serde_json::Value,
+    },
+    /// An instruction to the terminal.
+    Command { id: String, command: Command },
+    /// Something was wrong with a frame or the link; `fatal` errors are followed by a close.
+    Error {
+        code: ErrorCode,
+        message: String,
+        fatal: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Command {
+    /// Answer with a `CommandResult` (a liveness check from the console).
+    Ping,
+    /// Send the outbox now.
+    FlushOutbox,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame is not valid JSON of a known message.
+    Malformed,
+    /// The frame is larger than [`MAX_FRAME_BYTES`].
+    TooLarge,
+    /// The peer speaks a protocol version this side does not.
+    UnsupportedProtocol,
+    /// The first frame was not a hello, or a hello came twice.
+    UnexpectedMessage,
+    /// The certificate does not belong to the device that says hello.
+    IdentityMismatch,
+    /// The device is unknown or revoked.
+    Revoked,
+    /// The hub could not store something; the terminal keeps it and retries.
+    Unavailable,
+    /// Another connection of the same device replaced this one.
+    Replaced,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    TooLarge(usize),
+    Malformed(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::TooLarge(n) => write!(
+                f,
+                "frame of {n} bytes exceeds the limit of {MAX_FRAME_BYTES}"
+            ),
+            DecodeError::Malformed(e) => write!(f, "malformed frame: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Reads one frame, enforcing the size limit first.
+pub fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(DecodeError::TooLarge(text.len()));
+    }
+    serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+/// Writes one frame.
+pub fn encode<T: Serialize>(message: &T) -> String {
+    // Serialising these types cannot fail: every field is a plain JSON value.
+    serde_json::to_string(message).unwrap_or_else(|e| {
+        format!("{{\"type\":\"error\",\"code\":\"malformed\",\"message\":\"cannot encode: {e}\",\"fatal\":false}}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_with_explicit_tags() {
+        let hello = EdgeToHub::Hello {
+            protocol: PROTOCOL_VERSION,
+            device_id: "d1".into(),
+            agent_version: "0.1.0".into(),
+            config_version: 3,
+        };
+        let text = encode(&hello);
+        assert!(text.contains("\"type\":\"hello\""), "{text}");
+        assert_eq!(decode::<EdgeToHub>(&text), Ok(hello));
+        let event = EdgeToHub::Event(Event {
+            key: "k1".into(),
+            kind: EventKind::HelpButton,
+            occurred_at: 1,
+            detail: serde_json::json!({"source": "kiosk"}),
+        });
+        let text = encode(&event);
+        assert!(text.contains("\"kind\":\"help_button\""), "{text}");
+        assert_eq!(decode::<EdgeToHub>(&text), Ok(event));
+        let push = HubToEdge::Command {
+            id: "c".into(),
+            command: Command::Ping,
+        };
+        assert_eq!(decode::<HubToEdge>(&encode(&push)), Ok(push));
+    }
+
+    #[test]
+    fn unknown_and_oversized_frames_are_errors_not_panics() {
+        assert!(matches!(
+            decode::<EdgeToHub>("{\"type\":\"teleport\"}"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<EdgeToHub>("not json"),
+            Err(DecodeError::Malformed(_))
+        ));
+        let huge = format!(
+            "{{\"type\":\"heartbeat\",\"seq\":1,\"pad\":\"{}\"}}",
+            "x".repeat(MAX_FRAME_BYTES)
+        );
+        assert!(matches!(
+            decode::<EdgeToHub>(&huge),
+            Err(DecodeError::TooLarge(_))
+        ));
+        // An event without detail still parses (older terminals).
+        let old = r#"{"type":"event","key":"a","kind":"sensor","occurred_at":5}"#;
+        assert!(matches!(decode::<EdgeToHub>(old), Ok(EdgeToHub::Event(_))));
+    }
+}

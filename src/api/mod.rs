@@ -1,5 +1,6 @@
 //! The staff REST API under `/api/v1`, with its OpenAPI document generated from the code.
 
+pub(crate) mod devices;
 mod error;
 mod health;
 mod org;
@@ -31,6 +32,7 @@ use crate::startup::AppState;
         (name = "session", description = "Sign-in and the signed-in user"),
         (name = "users", description = "Staff accounts"),
         (name = "organisation", description = "Areas, teams, clients and the audit trail"),
+        (name = "devices", description = "Home terminals: presence, settings, revocation"),
     )
 )]
 struct ApiDoc;
@@ -58,7 +60,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(org::list_areas))
         .routes(routes!(org::list_teams))
         .routes(routes!(org::list_clients))
-        .routes(routes!(org::list_audit));
+        .routes(routes!(org::list_audit))
+        .routes(routes!(devices::list_devices))
+        .routes(routes!(devices::get_device))
+        .routes(routes!(devices::put_settings))
+        .routes(routes!(devices::revoke_device))
+        .routes(routes!(devices::device_events));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts();

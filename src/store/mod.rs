@@ -5,10 +5,12 @@
 //! [`with_pool!`]; each dialect has its own migrations folder.
 
 mod audit;
+mod devices;
 mod org;
 mod users;
 
 pub use audit::AuditEntry;
+pub use devices::{DeviceRecord, NewDevice, StoredEvent};
 pub use org::{Area, Client, NewClient, Team, TeamKind};
 pub use users::{NewUser, Role, SessionUser, User};
 

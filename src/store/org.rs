@@ -206,3 +206,14 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "client"))
     }
 }
+
+impl Store {
+    /// The display name of a client, for the terminal's kiosk.
+    pub async fn client_name(&self, client_id: &str) -> StoreResult<Option<String>> {
+        with_pool!(self, pool => sqlx::query_scalar::<_, String>("SELECT name FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(|e| StoreError::from_sqlx(e, "client"))
+    }
+}

@@ -19,6 +19,18 @@ use crate::startup::{AppState, PeerAddr};
 use crate::store::{Role, SessionUser};
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
+const CONSOLE_JS: &str = include_str!("../../assets/console.js");
+
+fn script(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,7 +39,9 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout_submit))
         .route("/lang/{code}", get(choose_language))
         .route("/console/{name}", get(console))
+        .route("/console/admin/devices", get(devices_fragment))
         .route("/static/app.css", get(|| async { css(APP_CSS) }))
+        .route("/static/console.js", get(|| async { script(CONSOLE_JS) }))
 }
 
 fn css(body: &'static str) -> Response {
@@ -69,6 +83,143 @@ struct ConsolePage {
     empty: String,
     display_name: String,
     consoles: Vec<ConsoleLink>,
+    devices: Option<DevicesPanel>,
+}
+
+struct DevicesPanel {
+    filter: &'static str,
+    html: String,
+}
+
+struct DeviceRow {
+    id: String,
+    name: String,
+    online: bool,
+    status: String,
+    status_class: &'static str,
+    status_icon: &'static str,
+    /// RFC 3339 and human form.
+    last_seen: Option<(String, String)>,
+    address: String,
+    versions: String,
+    config_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "devices.html")]
+struct DevicesTable {
+    lang: Lang,
+    summary: String,
+    caption: String,
+    empty: String,
+    rows: Vec<DeviceRow>,
+}
+
+#[derive(Deserialize)]
+struct ConsoleQuery {
+    filter: Option<String>,
+}
+
+fn device_filter(query: &ConsoleQuery) -> &'static str {
+    match query.filter.as_deref() {
+        Some("offline") => "offline",
+        _ => "all",
+    }
+}
+
+fn format_time(ms: i64) -> Option<(String, String)> {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok()?;
+    let machine = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()?;
+    let human = at
+        .format(time::macros::format_description!(
+            "[day].[month].[year] [hour]:[minute]:[second]"
+        ))
+        .ok()?;
+    Some((machine, human))
+}
+
+/// The terminal table of the admin console, newest state.
+async fn devices_table(state: &AppState, lang: Lang, filter: &str) -> Result<String, ApiError> {
+    let all: Vec<_> = state
+        .store
+        .list_devices()
+        .await?
+        .into_iter()
+        .map(|r| crate::api::devices::view(state, r))
+        .collect();
+    let total = all.iter().filter(|d| !d.revoked).count();
+    let online = all.iter().filter(|d| d.online).count();
+    let mut rows: Vec<DeviceRow> = all
+        .into_iter()
+        .filter(|d| filter != "offline" || (!d.online && !d.revoked))
+        .map(|d| {
+            let (status, status_class, status_icon) = if d.revoked {
+                (lang.t("devices.revoked"), "offline", "⛔")
+            } else if d.online {
+                (lang.t("devices.online"), "online", "●")
+            } else {
+                (lang.t("devices.offline"), "offline", "○")
+            };
+            DeviceRow {
+                versions: format!(
+                    "{} · {} {}/{}",
+                    d.agent_version.as_deref().unwrap_or("–"),
+                    lang.t("devices.settings_version"),
+                    d.config_version,
+                    d.desired_config_version
+                ),
+                last_seen: d.last_seen.and_then(format_time),
+                address: d.address.clone().unwrap_or_default(),
+                config_error: d.config_error.clone(),
+                online: d.online,
+                status,
+                status_class,
+                status_icon,
+                id: d.id,
+                name: d.name,
+            }
+        })
+        .collect();
+    // Offline terminals first: they are the ones that need attention.
+    rows.sort_by(|a, b| a.online.cmp(&b.online).then_with(|| a.name.cmp(&b.name)));
+    let table = DevicesTable {
+        summary: lang
+            .t("devices.summary")
+            .replace("%{online}", &online.to_string())
+            .replace("%{total}", &total.to_string()),
+        caption: lang.t("devices.heading"),
+        empty: lang.t("devices.none"),
+        rows,
+        lang,
+    };
+    table
+        .render()
+        .map_err(|e| ApiError::Internal(format!("template: {e}")))
+}
+
+async fn devices_fragment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ConsoleQuery>,
+) -> Result<Response, ApiError> {
+    let Some(session) = current_session(&state, &headers).await? else {
+        return Err(ApiError::Unauthorized);
+    };
+    if !session.user.roles.contains(&Role::Admin) {
+        return Err(ApiError::Forbidden);
+    }
+    let lang = Lang::negotiate(session.user.language.as_deref(), &headers);
+    let html = devices_table(&state, lang, device_filter(&query)).await?;
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        ],
+        html,
+    )
+        .into_response())
 }
 
 #[derive(Template)]
@@ -270,6 +421,7 @@ async fn console(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(query): Query<ConsoleQuery>,
 ) -> Result<Response, ApiError> {
     let Some(role) = Role::ALL.into_iter().find(|r| console_path(*r) == name) else {
         let lang = Lang::negotiate(None, &headers);
@@ -304,6 +456,15 @@ async fn console(
         ));
     }
     let console = console_path(role);
+    let devices = if role == Role::Admin {
+        let filter = device_filter(&query);
+        Some(DevicesPanel {
+            filter,
+            html: devices_table(&state, lang, filter).await?,
+        })
+    } else {
+        None
+    };
     Ok(render(
         StatusCode::OK,
         ConsolePage {
@@ -324,6 +485,7 @@ async fn console(
                     current: *r == role,
                 })
                 .collect(),
+            devices,
         },
     ))
 }

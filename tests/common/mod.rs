@@ -18,6 +18,27 @@ pub struct HubProcess {
     pub stdout: Vec<String>,
 }
 
+impl HubProcess {
+    /// The terminal link address the hub printed, `wss://…/link`.
+    pub fn link_url(&self) -> String {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("Terminal link on "))
+            .expect("the hub prints its terminal link address")
+            .to_string()
+    }
+
+    /// `host:port` of the terminal link listener.
+    pub fn link_addr(&self) -> String {
+        let url = self.link_url();
+        url.trim_start_matches("wss://")
+            .split('/')
+            .next()
+            .expect("address")
+            .to_string()
+    }
+}
+
 impl Drop for HubProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -74,6 +95,11 @@ pub fn spawn_hub_in(
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(extra_args)
+        .args(if extra_args.contains(&"--device-listen") {
+            &[][..]
+        } else {
+            &["--device-listen", "127.0.0.1:0"][..]
+        })
         .env_remove("DATABASE_URL")
         .env("ETAHOIVA_LOG", "error")
         .stdout(Stdio::piped())

@@ -1,0 +1,510 @@
+//! The terminal agent: its state shared by the link, the alarm inputs and
+//! the kiosk, and the task that runs them all.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use etahoiva_firmware_config::{Profile, TerminalSettings};
+use etahoiva_proto::{Event, EventKind};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::kiosk::{HelpPress, HelpStatus, KioskView};
+use crate::outbox::{Outbox, OutboxError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("cannot use the state directory {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot serve the kiosk on {addr}: {source}")]
+    Kiosk {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// State shared by the parts of a running terminal.
+pub struct Shared {
+    pub profile: Profile,
+    pub tls: Arc<rustls::ClientConfig>,
+    settings: RwLock<TerminalSettings>,
+    outbox: Arc<Mutex<Outbox>>,
+    /// Woken when an event enters the outbox.
+    pub outbox_changed: Notify,
+    connected: AtomicBool,
+    last_contact: AtomicI64,
+    view: watch::Sender<KioskView>,
+    last_help: Mutex<Option<String>>,
+    /// Bumped whenever new settings are applied.
+    applied: watch::Sender<u64>,
+    /// A kiosk listener bound for newly applied settings, for the kiosk task.
+    kiosk_rebind: Mutex<Option<std::net::TcpListener>>,
+    /// This process serves the kiosk page.
+    serves_kiosk: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn settings_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("settings.json")
+}
+
+/// Settings applied from the hub earlier, if newer than the profile's.
+fn load_applied_settings(profile: &Profile) -> TerminalSettings {
+    let path = settings_file(&profile.state_dir);
+    let stored = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|value| TerminalSettings::from_json(&value).ok());
+    match stored {
+        Some(s) if s.version > profile.settings.version => {
+            tracing::info!(version = s.version, "running settings applied from the hub");
+            s
+        }
+        _ => profile.settings.clone(),
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// Opens the outbox and the applied settings of `profile`.
+    pub fn open(profile: Profile) -> Result<Arc<Shared>, AgentError> {
+        std::fs::create_dir_all(&profile.state_dir).map_err(|source| AgentError::State {
+            path: profile.state_dir.clone(),
+            source,
+        })?;
+        let tls = crate::tls::client_config(
+            &profile.hub.ca_cert,
+            &profile.identity.cert,
+            &profile.identity.key,
+        )?;
+        let (outbox, quarantined) = Outbox::open(&profile.state_dir.join("outbox"))?;
+        for q in &quarantined {
+            tracing::error!(path = %q.path.display(), reason = %q.reason,
+                "an outbox file is damaged; it was set aside and the other events are kept");
+        }
+        let settings = load_applied_settings(&profile);
+        let view = KioskView {
+            client_name: settings.client.name.clone(),
+            language: settings.language.code().to_string(),
+            connected: false,
+            last_contact_ms: None,
+            pending_events: outbox.len(),
+            help: HelpStatus::Idle,
+            font_scale: settings.kiosk.font_scale,
+            high_contrast: settings.kiosk.high_contrast,
+            notice: None,
+        };
+        Ok(Arc::new(Shared {
+            profile,
+            tls,
+            settings: RwLock::new(settings),
+            outbox: Arc::new(Mutex::new(outbox)),
+            outbox_changed: Notify::new(),
+            connected: AtomicBool::new(false),
+            last_contact: AtomicI64::new(0),
+            view: watch::Sender::new(view),
+            last_help: Mutex::new(None),
+            applied: watch::Sender::new(0),
+            kiosk_rebind: Mutex::new(None),
+            serves_kiosk: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn device_id(&self) -> &str {
+        &self.profile.device.id
+    }
+
+    /// The settings the terminal runs now.
+    pub fn settings(&self) -> TerminalSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn kiosk_view(&self) -> watch::Receiver<KioskView> {
+        self.view.subscribe()
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+        self.view.send_if_modified(|v| {
+            let changed = v.connected != connected;
+            v.connected = connected;
+            changed
+        });
+    }
+
+    /// The hub accepted the link.
+    pub fn welcomed(&self, client_name: Option<String>) {
+        self.heard_from_hub();
+        let name = client_name.or_else(|| self.settings().client.name);
+        self.view.send_modify(|v| {
+            v.client_name = name;
+            v.connected = true;
+        });
+        self.connected.store(true, Ordering::Relaxed);
+    }
+
+    pub fn heard_from_hub(&self) {
+        let now = now_ms();
+        let before = self.last_contact.swap(now, Ordering::Relaxed);
+        // The kiosk shows minutes; updating it every few seconds is plenty.
+        if now - before > 5_000 {
+            self.view.send_modify(|v| v.last_contact_ms = Some(now));
+        }
+    }
+
+    async fn with_outbox<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Outbox) -> T + Send + 'static,
+    ) -> T {
+        let outbox = self.outbox.clone();
+        let job = tokio::task::spawn_blocking(move || f(&mut lock(&outbox)));
+        match job.await {
+            Ok(value) => value,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    fn show_pending(&self, pending: usize) {
+        self.view.send_if_modified(|v| {
+            let changed = v.pending_events != pending;
+            v.pending_events = pending;
+            changed
+        });
+    }
+
+    /// Accepts an event from a local source: it is on disk and fsynced
+    /// when this returns its idempotency key.
+    pub async fn accept(
+        &self,
+        kind: EventKind,
+        detail: serde_json::Value,
+    ) -> Result<String, OutboxError> {
+        let key = uuid::Uuid::now_v7().simple().to_string();
+        let event = Event {
+            key: key.clone(),
+            kind: kind.clone(),
+            occurred_at: now_ms(),
+            detail,
+        };
+        let (result, pending) = self
+            .with_outbox(move |outbox| {
+                let result = outbox.push(event);
+                (result, outbox.len())
+            })
+            .await;
+        result?;
+        tracing::info!(event_key = %key, kind = kind.as_str(), "event accepted");
+        self.show_pending(pending);
+        self.outbox_changed.notify_one();
+        Ok(key)
+    }
+
+    /// The hub stored the event: remove it from the outbox.
+    pub async fn acknowledged(&self, key: String) {
+        let (result, pending) = {
+            let key = key.clone();
+            self.with_outbox(move |outbox| {
+                let result = outbox.ack(&key);
+                (result, outbox.len())
+            })
+            .await
+        };
+        match result {
+            Ok(true) => tracing::debug!(event_key = %key, "event delivered"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(event_key = %key, error = %e, "cannot remove a delivered event")
+            }
+        }
+        self.show_pending(pending);
+        if lock(&self.last_help).as_deref() == Some(key.as_str()) {
+            self.view.send_modify(|v| v.help = HelpStatus::Delivered);
+        }
+    }
+
+    /// Events waiting for the hub, oldest first.
+    pub async fn pending(&self) -> Vec<Event> {
+        self.with_outbox(|outbox| outbox.pending()).await
+    }
+
+    pub async fn pending_count(&self) -> usize {
+        self.with_outbox(|outbox| outbox.len()).await
+    }
+
+    /// Validates, stores and applies settings pushed by the hub. On error
+    /// the running settings stay as they are.
+    pub async fn apply_settings(
+        &self,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<(), String> {
+        let mut settings = TerminalSettings::from_json(value).map_err(|e| e.to_string())?;
+        settings.version = version;
+        let current = self.settings();
+        if version <= current.version {
+            // Already running it (a repeated push after a reconnect).
+            return if version == current.version {
+                Ok(())
+            } else {
+                Err(format!(
+                    "version {version} is older than the running version {}",
+                    current.version
+                ))
+            };
+        }
+        self.check_locally(&current, &settings)?;
+        let rebind = if self.serves_kiosk.load(Ordering::Relaxed)
+            && settings.kiosk.enabled
+            && (settings.kiosk.listen != current.kiosk.listen || !current.kiosk.enabled)
+        {
+            let listener = std::net::TcpListener::bind(&settings.kiosk.listen).map_err(|e| {
+                format!(
+                    "settings.kiosk.listen: cannot listen on {}: {e}",
+                    settings.kiosk.listen
+                )
+            })?;
+            Some(listener)
+        } else {
+            None
+        };
+        let bytes = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
+        let path = settings_file(&self.profile.state_dir);
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot save the settings on the terminal: {e}"))?;
+        *lock(&self.kiosk_rebind) = rebind;
+        let view_settings = settings.clone();
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
+        self.view.send_modify(|v| {
+            v.language = view_settings.language.code().to_string();
+            v.font_scale = view_settings.kiosk.font_scale;
+            v.high_contrast = view_settings.kiosk.high_contrast;
+            if view_settings.client.name.is_some() {
+                v.client_name = view_settings.client.name.clone();
+            }
+        });
+        self.applied.send_modify(|n| *n += 1);
+        tracing::info!(version, "settings applied");
+        Ok(())
+    }
+
+    /// Checks what only the terminal can know: that the files and
+    /// devices the settings name exist here.
+    fn check_locally(
+        &self,
+        _current: &TerminalSettings,
+        next: &TerminalSettings,
+    ) -> Result<(), String> {
+        for (i, input) in next.alarm_inputs.iter().enumerate() {
+            if let etahoiva_firmware_config::InputSource::Socket { path } = &input.source {
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "settings.alarm_inputs[{i}].source.path: the directory {} does not exist on this terminal",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A receiver that changes whenever new settings are applied.
+    pub fn applied_changes(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    fn take_kiosk_rebind(&self) -> Option<std::net::TcpListener> {
+        lock(&self.kiosk_rebind).take()
+    }
+
+    async fn press_help(&self, source: &str) -> Result<String, String> {
+        match self
+            .accept(
+                EventKind::HelpButton,
+                serde_json::json!({ "input": source }),
+            )
+            .await
+        {
+            Ok(key) => {
+                *lock(&self.last_help) = Some(key.clone());
+                self.view.send_modify(|v| v.help = HelpStatus::Saved);
+                Ok(key)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the help press could not be saved");
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// Options of a running terminal beyond its profile.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Serve the kiosk (when the settings enable it).
+    pub kiosk: bool,
+}
+
+/// A started terminal.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    /// Where the kiosk listens, if it does.
+    pub kiosk_addr: Option<std::net::SocketAddr>,
+    tasks: tokio::task::JoinSet<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Running {
+    /// Stops every part of the terminal and waits for them.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts a terminal: the link, the alarm inputs and the kiosk.
+pub async fn start(profile: Profile, options: RunOptions) -> Result<Running, AgentError> {
+    let shared = Shared::open(profile)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut kiosk_addr = None;
+    let settings = shared.settings();
+    if options.kiosk {
+        shared.serves_kiosk.store(true, Ordering::Relaxed);
+        let first = if settings.kiosk.enabled {
+            let listener =
+                std::net::TcpListener::bind(&settings.kiosk.listen).map_err(|source| {
+                    AgentError::Kiosk {
+                        addr: settings.kiosk.listen.clone(),
+                        source,
+                    }
+                })?;
+            kiosk_addr = listener.local_addr().ok();
+            Some(listener)
+        } else {
+            None
+        };
+        tasks.spawn(run_kiosk(shared.clone(), first, stop_rx.clone()));
+    }
+    tasks.spawn(crate::link::run(shared.clone(), stop_rx.clone()));
+    tasks.spawn(crate::inputs::run(shared.clone(), stop_rx));
+    Ok(Running {
+        shared,
+        kiosk_addr,
+        tasks,
+        stop,
+    })
+}
+
+/// Serves the kiosk, moving to a new address when settings change it and
+/// stopping or starting it when settings turn it off or on.
+async fn run_kiosk(
+    shared: Arc<Shared>,
+    first: Option<std::net::TcpListener>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (help_tx, mut help_rx) = mpsc::channel::<HelpPress>(16);
+    let presses = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(press) = help_rx.recv().await {
+                let result = shared.press_help("kiosk").await;
+                let _ = press.reply.send(result);
+            }
+        })
+    };
+    let mut applied = shared.applied_changes();
+    let mut next = first;
+    loop {
+        let server = match next.take().map(|l| (l.local_addr(), l)) {
+            None => None,
+            Some((addr, listener)) => {
+                match listener
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                {
+                    Ok(listener) => {
+                        if let Ok(addr) = addr {
+                            tracing::info!(%addr, "kiosk serving");
+                        }
+                        let (quit_tx, quit_rx) = tokio::sync::oneshot::channel::<()>();
+                        let router = crate::kiosk::router(shared.kiosk_view(), help_tx.clone());
+                        let task = tokio::spawn(crate::kiosk::serve(listener, router, async {
+                            let _ = quit_rx.await;
+                        }));
+                        Some((quit_tx, task))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serve the kiosk");
+                        None
+                    }
+                }
+            }
+        };
+        let stopping = loop {
+            tokio::select! {
+                _ = stop.changed() => break true,
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        break true;
+                    }
+                    if let Some(listener) = shared.take_kiosk_rebind() {
+                        next = Some(listener);
+                        break false;
+                    }
+                    if server.is_some() && !shared.settings().kiosk.enabled {
+                        tracing::info!("kiosk turned off by settings");
+                        break false;
+                    }
+                }
+            }
+        };
+        if let Some((quit, task)) = server {
+            let _ = quit.send(());
+            let _ = task.await;
+        }
+        if stopping {
+            break;
+        }
+    }
+    presses.abort();
+}

@@ -1,0 +1,11 @@
+//! `etahoiva-edge`: the agent on the home terminal.
+
+rust_i18n::i18n!("locales", fallback = "en");
+
+pub mod agent;
+pub mod backoff;
+pub mod inputs;
+pub mod kiosk;
+pub mod link;
+pub mod outbox;
+pub mod tls;

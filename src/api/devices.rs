@@ -1,0 +1,243 @@
+//! Home terminals, for administrators: presence, remote settings, revocation.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::auth::{Admin, RequireRole};
+use crate::devices::registry::Outbound;
+use crate::startup::AppState;
+use crate::store::{DeviceRecord, StoredEvent};
+use etahoiva_firmware_config::TerminalSettings;
+use etahoiva_proto::HubToEdge;
+
+/// A terminal with its presence.
+#[derive(Serialize, ToSchema)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub client_id: Option<String>,
+    /// Connected to this hub now.
+    pub online: bool,
+    /// Last frame from the terminal, milliseconds since the Unix epoch.
+    pub last_seen: Option<i64>,
+    /// Remote address of the current or last connection.
+    pub address: Option<String>,
+    pub agent_version: Option<String>,
+    pub protocol_version: Option<i32>,
+    /// Settings version the terminal reports running.
+    pub config_version: i64,
+    /// Settings version the hub wants it to run.
+    pub desired_config_version: i64,
+    /// Why the terminal refused the last settings push, if it did.
+    pub config_error: Option<String>,
+    pub revoked: bool,
+    /// Expiry of the terminal's certificate, milliseconds since the Unix epoch.
+    pub cert_not_after: i64,
+    /// The settings the hub wants the terminal to run.
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+}
+
+pub(crate) fn view(state: &AppState, record: DeviceRecord) -> Device {
+    let presence = state.devices.presence(&record.id);
+    Device {
+        online: presence.is_some(),
+        last_seen: presence.as_ref().map(|p| p.last_seen).or(record.last_seen),
+        address: presence
+            .as_ref()
+            .map(|p| p.address.clone())
+            .or(record.last_address),
+        agent_version: presence
+            .as_ref()
+            .map(|p| p.agent_version.clone())
+            .or(record.agent_version),
+        protocol_version: presence
+            .as_ref()
+            .map(|p| p.protocol as i32)
+            .or(record.protocol_version),
+        config_version: presence
+            .as_ref()
+            .map(|p| p.config_version as i64)
+            .unwrap_or(record.applied_version)
+            .max(record.applied_version),
+        desired_config_version: record.settings_version,
+        config_error: record.config_error,
+        revoked: record.revoked_at.is_some(),
+        cert_not_after: record.cert_not_after,
+        settings: serde_json::from_str(&record.settings_json).unwrap_or_default(),
+        id: record.id,
+        name: record.name,
+        client_id: record.client_id,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct DeviceFilter {
+    /// `true` for connected terminals only, `false` for offline ones only.
+    pub online: Option<bool>,
+}
+
+/// List terminals with their presence.
+#[utoipa::path(
+    get,
+    path = "/devices",
+    tag = "devices",
+    params(DeviceFilter),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Terminals", body = Vec<Device>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+    )
+)]
+pub async fn list_devices(
+    State(state): State<AppState>,
+    _: RequireRole<Admin>,
+    ApiQuery(filter): ApiQuery<DeviceFilter>,
+) -> Result<ApiJson<Vec<Device>>, ApiError> {
+    let devices = state
+        .store
+        .list_devices()
+        .await?
+        .into_iter()
+        .map(|r| view(&state, r))
+        .filter(|d| filter.online.is_none_or(|online| d.online == online))
+        .collect();
+    Ok(ApiJson(devices))
+}
+
+/// One terminal.
+#[utoipa::path(
+    get,
+    path = "/devices/{id}",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The terminal", body = Device),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    )
+)]
+pub async fn get_device(
+    State(state): State<AppState>,
+    _: RequireRole<Admin>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Device>, ApiError> {
+    let record = state.store.get_device(&id).await?;
+    Ok(ApiJson(view(&state, record)))
+}
+
+/// Change a terminal's settings. The hub validates them, stores a new
+/// version and pushes it; the terminal reports whether it applied it.
+#[utoipa::path(
+    put,
+    path = "/devices/{id}/settings",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    request_body(content = Object, description = "The `settings` table of a terminal profile"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Stored and pushed if online", body = Device),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+        (status = 422, description = "Invalid settings", body = ErrorBody),
+    )
+)]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    RequireRole(session, ..): RequireRole<Admin>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<(StatusCode, ApiJson<Device>), ApiError> {
+    state.store.get_device(&id).await?;
+    let mut settings = TerminalSettings::from_json(&body).map_err(|e| ApiError::Rejected {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: e.to_string(),
+    })?;
+    // The version is the hub's to assign.
+    settings.version = 0;
+    let mut json =
+        serde_json::to_value(&settings).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let version = state
+        .store
+        .set_device_settings(&id, &json.to_string())
+        .await?;
+    json["version"] = serde_json::json!(version);
+    state
+        .store
+        .audit(
+            Some(&session.user.id),
+            "device.settings_changed",
+            Some(&id),
+            Some(&format!("version {version}")),
+        )
+        .await?;
+    let pushed = state.devices.send(
+        &id,
+        Outbound::Send(HubToEdge::ConfigPush {
+            version: version as u64,
+            settings: json,
+        }),
+    );
+    tracing::info!(device_id = %id, version, pushed, "terminal settings changed");
+    let record = state.store.get_device(&id).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(view(&state, record))))
+}
+
+/// Revoke a terminal: its certificate stops working and its link closes within seconds.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/revoke",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = Device),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    )
+)]
+pub async fn revoke_device(
+    State(state): State<AppState>,
+    RequireRole(session, ..): RequireRole<Admin>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Device>, ApiError> {
+    crate::devices::revoke(&state.store, Some(&state.devices), &id, &session.user.id)
+        .await
+        .map_err(|e| match e {
+            crate::devices::DeviceError::Store(s) => ApiError::from(s),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let record = state.store.get_device(&id).await?;
+    Ok(ApiJson(view(&state, record)))
+}
+
+/// Events a terminal has delivered, oldest first (at most 1000).
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/events",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored events", body = Vec<StoredEvent>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    )
+)]
+pub async fn device_events(
+    State(state): State<AppState>,
+    _: RequireRole<Admin>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Vec<StoredEvent>>, ApiError> {
+    state.store.get_device(&id).await?;
+    Ok(ApiJson(state.store.device_events(&id, 1000).await?))
+}
