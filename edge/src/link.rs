@@ -172,6 +172,7 @@ async fn session(
         device_id: shared.profile.device.id.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         config_version: shared.settings().version,
+        heartbeat_secs: Some(shared.settings().heartbeat_secs),
     };
     send(&mut socket, &hello).await?;
     let welcome = tokio::time::timeout(WELCOME_TIMEOUT, socket.next())

@@ -32,6 +32,9 @@ pub enum EdgeToHub {
         agent_version: String,
         /// Version of the terminal settings it runs (0 for the provisioned ones).
         config_version: u64,
+        /// Seconds between the heartbeats it will send.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heartbeat_secs: Option<u64>,
     },
     /// Sign of life, sent at the configured interval.
     Heartbeat { seq: u64 },
@@ -203,6 +206,7 @@ mod tests {
             device_id: "d1".into(),
             agent_version: "0.1.0".into(),
             config_version: 3,
+            heartbeat_secs: Some(30),
         };
         let text = encode(&hello);
         assert!(text.contains("\"type\":\"hello\""), "{text}");

@@ -227,7 +227,7 @@ pub async fn revoke_device(
     params(("id" = String, Path, description = "Device id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Stored events", body = Vec<StoredEvent>),
+        (status = 200, description = "Stored events", body = Vec<DeviceEvent>),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an administrator", body = ErrorBody),
         (status = 404, description = "No such terminal", body = ErrorBody),
@@ -237,7 +237,37 @@ pub async fn device_events(
     State(state): State<AppState>,
     _: RequireRole<Admin>,
     Path(id): Path<String>,
-) -> Result<ApiJson<Vec<StoredEvent>>, ApiError> {
+) -> Result<ApiJson<Vec<DeviceEvent>>, ApiError> {
     state.store.get_device(&id).await?;
-    Ok(ApiJson(state.store.device_events(&id, 1000).await?))
+    let events = state.store.device_events(&id, 1000).await?;
+    Ok(ApiJson(events.into_iter().map(DeviceEvent::from).collect()))
+}
+
+/// An event a terminal delivered, stored once by its key.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceEvent {
+    pub id: i64,
+    /// The terminal's idempotency key.
+    pub key: String,
+    /// `help_button`, `wristband`, `sensor`, `call_log` or `status`.
+    pub kind: String,
+    /// When it happened on the terminal, milliseconds since the Unix epoch.
+    pub occurred_at: i64,
+    /// When the hub stored it, milliseconds since the Unix epoch.
+    pub received_at: i64,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<StoredEvent> for DeviceEvent {
+    fn from(e: StoredEvent) -> Self {
+        DeviceEvent {
+            id: e.id,
+            detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null),
+            key: e.event_key,
+            kind: e.kind,
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+        }
+    }
 }

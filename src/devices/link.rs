@@ -127,12 +127,13 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
             return;
         }
     };
-    let (protocol, agent_version, config_version) = match hello {
+    let (protocol, agent_version, config_version, announced_heartbeat) = match hello {
         Ok(EdgeToHub::Hello {
             protocol,
             device_id,
             agent_version,
             config_version,
+            heartbeat_secs,
         }) => {
             if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&protocol) {
                 tracing::warn!(protocol, "link refused: unsupported protocol version");
@@ -164,7 +165,7 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
                 close_with(&mut socket, error(ErrorCode::IdentityMismatch, text, true)).await;
                 return;
             }
-            (protocol, agent_version, config_version)
+            (protocol, agent_version, config_version, heartbeat_secs)
         }
         Ok(_) => {
             close_with(
@@ -209,7 +210,10 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
     {
         tracing::warn!(error = %e, "cannot record the connection");
     }
-    let heartbeat = heartbeat_secs(&device);
+    // The interval the terminal says it runs, else the one it was given.
+    let heartbeat = announced_heartbeat
+        .map(|h| h.clamp(5, 3600))
+        .unwrap_or_else(|| heartbeat_secs(&device));
     let client_name = match &device.client_id {
         Some(id) => state.store.client_name(id).await.ok().flatten(),
         None => None,
@@ -236,9 +240,8 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
     }
 
     // 3. Frames until the terminal goes, goes silent, or is told to go.
-    let silence = Duration::from_secs(
-        heartbeat.saturating_mul(state.settings.missed_heartbeats.max(1) as u64),
-    );
+    let missed = state.settings.missed_heartbeats.max(1) as u64;
+    let mut silence = Duration::from_secs(heartbeat.saturating_mul(missed));
     let mut bad_frames = 0u32;
     let reason = loop {
         if !alive {
@@ -257,7 +260,15 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
                     Message::Text(text) => match decode::<EdgeToHub>(text.as_str()) {
                         Ok(message) => {
                             bad_frames = 0;
-                            handle(&state, &device.id, message).await
+                            let applied = matches!(message, EdgeToHub::ConfigApplied { .. });
+                            let reply = handle(&state, &device.id, message).await;
+                            if applied {
+                                // New settings may change the heartbeat interval.
+                                if let Ok(current) = state.store.get_device(&device.id).await {
+                                    silence = Duration::from_secs(heartbeat_secs(&current).saturating_mul(missed));
+                                }
+                            }
+                            reply
                         }
                         Err(e) => {
                             bad_frames += 1;

@@ -2,6 +2,8 @@
 //! temporary directories, fresh databases.
 #![allow(dead_code)]
 
+pub mod edge;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
