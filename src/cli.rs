@@ -35,6 +35,9 @@ pub enum Command {
     Hub(ServeArgs),
     /// Run a demo hub with a seeded organisation on embedded SQLite (data in ./demo-data).
     Demo(DemoArgs),
+    /// Measure the hub under load.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Manage staff accounts.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -101,6 +104,12 @@ pub struct DemoArgs {
     /// Simulated home terminals to start, each with its own identity.
     #[arg(long, default_value_t = 20)]
     pub terminals: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Connect many simulated terminals to a hub on loopback and measure it.
+    Link(crate::bench::LinkBenchArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,6 +7,7 @@ rust_i18n::i18n!("locales", fallback = "en");
 
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod devices;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use etahoiva::cli::{Cli, Command, ConfigCommand, DevicesCommand, UsersCommand};
+use etahoiva::cli::{BenchCommand, Cli, Command, ConfigCommand, DevicesCommand, UsersCommand};
 use etahoiva::settings::{Settings, EXAMPLE_CONFIG};
 use etahoiva::startup::Hub;
 use etahoiva::store::Store;
@@ -32,7 +32,21 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Bench(BenchCommand::Link(args)) => {
+            telemetry::init_logging(etahoiva::settings::LogFormat::Pretty, "warn");
+            let report = etahoiva::bench::run_link(args.clone()).await?;
+            if report.connected < report.terminals || report.still_connected < report.connected {
+                anyhow::bail!(
+                    "{} of {} terminals connected, {} stayed connected",
+                    report.connected,
+                    report.terminals,
+                    report.still_connected
+                );
+            }
+            Ok(())
+        }
         Command::Hub(serve) => {
+            etahoiva::bench::raise_open_files_limit();
             let settings = Settings::load(cli.config.as_deref(), &cli.overrides(Some(serve)))?;
             telemetry::init_logging(settings.log_format, &settings.log_filter);
             let hub = Hub::build(settings).await?;

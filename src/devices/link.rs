@@ -83,6 +83,9 @@ pub async fn link(
     }
     let span = tracing::info_span!("link", device_id = %device.id);
     upgrade
+        // Terminals send small frames rarely: small buffers keep thousands of links cheap.
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| run(state, device, address, socket).instrument(span))
