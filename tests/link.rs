@@ -122,6 +122,35 @@ async fn a_provisioned_terminal_comes_online_and_goes_offline_when_silent() {
         "online terminals are filtered out"
     );
 
+    // Commands reach the terminal and come back with its answer.
+    let command = |name: &str| {
+        s.client
+            .post(
+                s.hub
+                    .url(&format!("/api/v1/devices/{}/commands", bundle.device_id)),
+            )
+            .bearer_auth(&s.token)
+            .json(&serde_json::json!({ "command": name }))
+            .send()
+    };
+    let pong: serde_json::Value = command("ping")
+        .await
+        .expect("ping")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (pong["ok"].as_bool(), pong["detail"].as_str()),
+        (Some(true), Some("pong")),
+        "{pong}"
+    );
+    let flushed = command("flush_outbox").await.expect("flush");
+    assert_eq!(flushed.status(), 200);
+    assert_eq!(
+        command("reboot_camera").await.expect("unknown").status(),
+        422
+    );
+
     // A terminal that stops answering (frozen, network gone) is marked
     // offline after the configured number of missed heartbeats (3 × 5 s).
     edge.signal("-STOP");
@@ -790,4 +819,119 @@ async fn revocation_closes_a_live_link_within_seconds() {
     assert!(!is_online(&s, &s.hub, &via_cli.device_id).await);
     let d = device(&s.client, &s.hub, &s.token, &via_cli.device_id).await;
     assert_eq!(d["revoked"], true);
+}
+
+/// A tmpfs of `size` mounted at `path` for one test, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(path).expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(path.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_new_events_clearly_and_keeps_the_accepted_ones() {
+    let s = setup().await;
+    let bundle = provision(&s.hub, s.dir.path(), "full disk", &[]);
+    let state = s.dir.path().join("small-disk");
+    let Some(_disk) = SmallDisk::mount(&state, "96k") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("cannot mount a small tmpfs in CI; the disk-full test must run");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_full_disk_refuses_new_events_clearly_and_keeps_the_accepted_ones: mounting a tmpfs needs root"
+        );
+        return;
+    };
+    edit_profile(&bundle.profile, |p| {
+        p["state_dir"] = toml::Value::String(state.to_str().expect("utf-8").into());
+        p["hub"]["url"] = toml::Value::String("wss://127.0.0.1:9/link".into());
+    });
+    let edge = spawn_edge(&bundle);
+    let kiosk = plain_http();
+    let mut accepted = Vec::new();
+    let mut refusal = None;
+    for _ in 0..200 {
+        let response = kiosk
+            .post(edge.kiosk_url("/api/help"))
+            .send()
+            .await
+            .expect("press");
+        match response.status().as_u16() {
+            201 => {
+                let body: serde_json::Value = response.json().await.expect("json");
+                accepted.push(body["key"].as_str().expect("key").to_string());
+            }
+            503 => {
+                refusal = Some(response.text().await.expect("text"));
+                break;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let refusal = refusal.expect("the small disk fills up");
+    assert!(refusal.contains("full"), "{refusal}");
+    assert!(accepted.len() >= 3, "some events fit: {}", accepted.len());
+    assert_eq!(
+        edge.kiosk_state(&kiosk).await["pending_events"],
+        accepted.len(),
+        "the refused press left nothing half-written"
+    );
+    drop(edge);
+
+    // Once the hub is reachable again, everything accepted arrives and the
+    // freed space takes new presses.
+    edit_profile(&bundle.profile, |p| {
+        p["hub"]["url"] = toml::Value::String(s.hub.link_url());
+    });
+    let edge = spawn_edge(&bundle);
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            stored_keys(&s.client, &s.hub, &s.token, &bundle.device_id)
+                .await
+                .len()
+                == accepted.len()
+        })
+        .await,
+        "every accepted event arrived"
+    );
+    assert_eq!(
+        stored_keys(&s.client, &s.hub, &s.token, &bundle.device_id).await,
+        accepted
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            edge.kiosk_state(&kiosk).await["pending_events"] == 0
+        })
+        .await
+    );
+    let key = edge.press_help(&kiosk).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored_keys(&s.client, &s.hub, &s.token, &bundle.device_id)
+                .await
+                .contains(&key)
+        })
+        .await
+    );
+    drop(edge);
 }

@@ -122,7 +122,7 @@ async fn send(socket: &mut Socket, message: &EdgeToHub) -> Result<(), LinkError>
         .map_err(|e| LinkError::Broken(e.to_string()))
 }
 
-/// Keeps the link up until `stop` fires.
+/// Keeps the link up until `stop` fires; then closes it politely.
 pub async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let target = match Target::parse(&shared.profile.hub.url) {
         Ok(t) => t,
@@ -133,11 +133,11 @@ pub async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<boo
     };
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
-        let outcome = tokio::select! {
-            _ = stop.changed() => return,
-            outcome = session(&shared, &target, &mut backoff) => outcome,
-        };
+        let outcome = session(&shared, &target, &mut backoff, stop.clone()).await;
         shared.set_connected(false);
+        if *stop.borrow() {
+            return;
+        }
         let mut delay = backoff.next_delay(&mut rand::thread_rng());
         match &outcome {
             Ok(()) => tracing::info!("link closed; reconnecting"),
@@ -164,9 +164,13 @@ async fn session(
     shared: &Arc<Shared>,
     target: &Target,
     backoff: &mut Backoff,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
     let tls = shared.tls.clone();
-    let mut socket = connect(target, &tls).await?;
+    let mut socket = tokio::select! {
+        _ = stop.changed() => return Ok(()),
+        socket = connect(target, &tls) => socket?,
+    };
     let hello = EdgeToHub::Hello {
         protocol: PROTOCOL_VERSION,
         device_id: shared.profile.device.id.clone(),
@@ -207,6 +211,10 @@ async fn session(
     loop {
         let silence = Duration::from_secs(shared.settings().heartbeat_secs.max(1) * 3);
         tokio::select! {
+            _ = stop.changed() => {
+                let _ = socket.close(None).await;
+                return Ok(());
+            }
             _ = heartbeat.tick() => {
                 seq += 1;
                 send(&mut socket, &EdgeToHub::Heartbeat { seq }).await?;

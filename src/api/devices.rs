@@ -219,6 +219,87 @@ pub async fn revoke_device(
     Ok(ApiJson(view(&state, record)))
 }
 
+/// A command for a terminal.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    /// `ping` (is it answering?) or `flush_outbox` (send waiting events now).
+    pub command: String,
+}
+
+/// The terminal's answer.
+#[derive(Serialize, ToSchema)]
+pub struct CommandReply {
+    pub id: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Send a command to a connected terminal and wait (up to 10 s) for its answer.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/commands",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    request_body = CommandRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The terminal's answer", body = CommandReply),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+        (status = 409, description = "The terminal is not connected", body = ErrorBody),
+        (status = 422, description = "Unknown command", body = ErrorBody),
+        (status = 504, description = "No answer in time", body = ErrorBody),
+    )
+)]
+pub async fn send_command(
+    State(state): State<AppState>,
+    RequireRole(session, ..): RequireRole<Admin>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommandRequest>,
+) -> Result<ApiJson<CommandReply>, ApiError> {
+    state.store.get_device(&id).await?;
+    let command = match body.command.as_str() {
+        "ping" => etahoiva_proto::Command::Ping,
+        "flush_outbox" => etahoiva_proto::Command::FlushOutbox,
+        other => {
+            return Err(ApiError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!("unknown command {other:?}; use ping or flush_outbox"),
+            })
+        }
+    };
+    state
+        .store
+        .audit(
+            Some(&session.user.id),
+            "device.command",
+            Some(&id),
+            Some(&body.command),
+        )
+        .await?;
+    let Some((command_id, answer)) = state.devices.command(&id, command) else {
+        return Err(ApiError::Rejected {
+            status: StatusCode::CONFLICT,
+            message: "the terminal is not connected".into(),
+        });
+    };
+    match tokio::time::timeout(COMMAND_TIMEOUT, answer).await {
+        Ok(Ok(outcome)) => Ok(ApiJson(CommandReply {
+            id: command_id,
+            ok: outcome.ok,
+            detail: outcome.detail,
+        })),
+        _ => Err(ApiError::Rejected {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: "the terminal did not answer in time".into(),
+        }),
+    }
+}
+
 /// Events a terminal has delivered, oldest first (at most 1000).
 #[utoipa::path(
     get,

@@ -76,6 +76,8 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
                 StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+                StatusCode::CONFLICT => "conflict",
+                StatusCode::GATEWAY_TIMEOUT => "timeout",
                 _ => "bad_request",
             },
             ApiError::TooManyRequests { .. } => "too_many_requests",

@@ -65,7 +65,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::get_device))
         .routes(routes!(devices::put_settings))
         .routes(routes!(devices::revoke_device))
-        .routes(routes!(devices::device_events));
+        .routes(routes!(devices::device_events))
+        .routes(routes!(devices::send_command));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts();

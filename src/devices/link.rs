@@ -384,6 +384,10 @@ async fn handle(state: &AppState, device_id: &str, message: EdgeToHub) -> Option
         }
         EdgeToHub::CommandResult { id, ok, detail } => {
             tracing::info!(command_id = %id, ok, %detail, "command result");
+            let outcome = super::registry::CommandOutcome { ok, detail };
+            if !state.devices.command_answered(device_id, &id, outcome) {
+                tracing::debug!(command_id = %id, "answer to a command nobody waits for");
+            }
             None
         }
         EdgeToHub::Hello { .. } => Some(error(

@@ -35,10 +35,21 @@ struct Slot {
 /// Queue depth per link; a terminal that cannot keep up is closed, not buffered forever.
 const LINK_QUEUE: usize = 64;
 
+/// What a terminal answered to a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutcome {
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Commands sent and not yet answered: (device, command id) to the waiter.
+type Waiting = HashMap<(String, String), tokio::sync::oneshot::Sender<CommandOutcome>>;
+
 #[derive(Default)]
 pub struct Registry {
     links: Mutex<HashMap<String, Slot>>,
     next_conn: AtomicU64,
+    waiting: Mutex<Waiting>,
 }
 
 impl Registry {
@@ -98,6 +109,50 @@ impl Registry {
         let tx = self.links().get(device_id).map(|s| s.tx.clone());
         match tx {
             Some(tx) => tx.try_send(message).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends a command; the receiver gets the terminal's answer. None when
+    /// the terminal is not connected.
+    pub fn command(
+        &self,
+        device_id: &str,
+        command: etahoiva_proto::Command,
+    ) -> Option<(String, tokio::sync::oneshot::Receiver<CommandOutcome>)> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // Answers that never came must not pile up.
+        waiting.retain(|_, tx| !tx.is_closed());
+        waiting.insert((device_id.to_string(), id.clone()), tx);
+        drop(waiting);
+        let sent = self.send(
+            device_id,
+            Outbound::Send(HubToEdge::Command {
+                id: id.clone(),
+                command,
+            }),
+        );
+        if !sent {
+            self.waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(device_id.to_string(), id));
+            return None;
+        }
+        Some((id, rx))
+    }
+
+    /// A terminal answered a command; only its own commands can be answered.
+    pub fn command_answered(&self, device_id: &str, id: &str, outcome: CommandOutcome) -> bool {
+        let waiter = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(device_id.to_string(), id.to_string()));
+        match waiter {
+            Some(tx) => tx.send(outcome).is_ok(),
             None => false,
         }
     }
