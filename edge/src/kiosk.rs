@@ -263,12 +263,13 @@ button.help {{ display: block; width: 100%; min-height: 30vh; margin: 1.25rem 0;
 button.help:disabled {{ opacity: .85; }}
 :focus-visible {{ outline: 6px solid var(--focus); outline-offset: 6px; }}
 .message {{ font-size: 1.2rem; font-weight: 700; min-height: 64px; }}
+.visually-hidden {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }}
 </style>
 </head>
 <body>
 <main>
 <h1 id="greeting">{greeting}</h1>
-<p class="clock" aria-label="{clock_label}"><time id="clock"></time></p>
+<p class="clock"><span class="visually-hidden">{clock_label} </span><time id="clock"></time></p>
 <p class="date" id="date"></p>
 <h2 class="status {state_class}" id="status"><span aria-hidden="true" id="status-icon">{icon}</span> <span id="status-text">{status}</span></h2>
 <p class="pending" id="pending">{pending}</p>
