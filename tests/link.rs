@@ -935,3 +935,83 @@ async fn a_full_disk_refuses_new_events_clearly_and_keeps_the_accepted_ones() {
     );
     drop(edge);
 }
+
+#[tokio::test]
+async fn alarms_from_the_homes_mqtt_broker_reach_the_hub() {
+    const BROKER: &str = "127.0.0.1:1883";
+    if std::net::TcpStream::connect(BROKER).is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("MQTT broker not reachable on {BROKER} in CI");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED alarms_from_the_homes_mqtt_broker_reach_the_hub: no MQTT broker on {BROKER}"
+        );
+        return;
+    }
+    let s = setup().await;
+    let bundle = provision(&s.hub, s.dir.path(), "mqtt door", &[]);
+    let topic = format!("etahoiva-test/{}/door", bundle.device_id);
+    edit_profile(&bundle.profile, |p| {
+        let input: toml::Value = toml::from_str(&format!(
+            "name = \"ulko-ovi\"\nkind = \"sensor\"\nsource = {{ type = \"mqtt\", broker = \"mqtt://{BROKER}\", topic = \"{topic}\" }}\n"
+        ))
+        .expect("input");
+        p["settings"]["alarm_inputs"] = toml::Value::Array(vec![input]);
+    });
+    let edge = spawn_edge(&bundle);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            edge.log_text().contains("alarm input subscribed")
+        })
+        .await,
+        "subscribed: {}",
+        edge.log_text()
+    );
+    // Give the broker a moment to register the subscription it acknowledged.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 1..=3 {
+        let status = std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", "1883", "-q", "1", "-t", &topic])
+            .args(["-m", &format!("door opened {n}")])
+            .status()
+            .expect("mosquitto_pub runs");
+        assert!(status.success());
+    }
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored_keys(&s.client, &s.hub, &s.token, &bundle.device_id)
+                .await
+                .len()
+                == 3
+        })
+        .await,
+        "three door alarms stored"
+    );
+    let events: serde_json::Value = s
+        .client
+        .get(
+            s.hub
+                .url(&format!("/api/v1/devices/{}/events", bundle.device_id)),
+        )
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("json");
+    let events = events.as_array().expect("array");
+    assert!(events
+        .iter()
+        .all(|e| e["kind"] == "sensor" && e["detail"]["input"] == "ulko-ovi"));
+    let messages: Vec<_> = events
+        .iter()
+        .map(|e| e["detail"]["message"].clone())
+        .collect();
+    assert_eq!(
+        messages,
+        ["door opened 1", "door opened 2", "door opened 3"].map(serde_json::Value::from)
+    );
+}
