@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2 added [`HubToEdge::Schedule`].
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest protocol version the hub still accepts.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// Largest frame either side accepts.
@@ -118,12 +119,47 @@ pub enum HubToEdge {
     },
     /// An instruction to the terminal.
     Command { id: String, command: Command },
+    /// The client's coming scheduled visits: the whole list, replacing the
+    /// previous one. Sent after the welcome and whenever the plan changes
+    /// (protocol 2 and later).
+    Schedule(Schedule),
     /// Something was wrong with a frame or the link; `fatal` errors are followed by a close.
     Error {
         code: ErrorCode,
         message: String,
         fatal: bool,
     },
+}
+
+/// The coming visits of the client at a terminal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// IANA time zone of the client's home; times are shown in it.
+    pub time_zone: String,
+    /// Hub clock when the list was made, milliseconds since the Unix epoch.
+    pub generated_at: i64,
+    /// Coming visits in time order (those not yet done, missed or cancelled).
+    pub visits: Vec<ScheduledVisit>,
+}
+
+/// One coming visit as the client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledVisit {
+    pub id: String,
+    /// Planned start of the call, milliseconds since the Unix epoch.
+    pub starts_at: i64,
+    /// The window the call is made in.
+    pub window_start: i64,
+    pub window_end: i64,
+    /// Planned length in minutes.
+    pub length_min: u32,
+    /// What the visit is for, as written in the care plan.
+    pub purpose: String,
+    /// First name of the nurse who will call, once assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nurse_name: Option<String>,
+    /// `planned`, `due`, `calling`, `in_progress` or `no_answer`.
+    pub status: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +256,23 @@ mod tests {
         let text = encode(&event);
         assert!(text.contains("\"kind\":\"help_button\""), "{text}");
         assert_eq!(decode::<EdgeToHub>(&text), Ok(event));
+        let schedule = HubToEdge::Schedule(Schedule {
+            time_zone: "Europe/Helsinki".into(),
+            generated_at: 7,
+            visits: vec![ScheduledVisit {
+                id: "v1".into(),
+                starts_at: 1_000,
+                window_start: 0,
+                window_end: 2_000,
+                length_min: 10,
+                purpose: "Lääkkeet".into(),
+                nurse_name: Some("Anna".into()),
+                status: "planned".into(),
+            }],
+        });
+        let text = encode(&schedule);
+        assert!(text.contains("\"type\":\"schedule\""), "{text}");
+        assert_eq!(decode::<HubToEdge>(&text), Ok(schedule));
         let push = HubToEdge::Command {
             id: "c".into(),
             command: Command::Ping,
