@@ -12,6 +12,7 @@ pub mod cli;
 pub mod demo;
 pub mod devices;
 pub mod i18n;
+pub mod schedule;
 pub mod settings;
 pub mod startup;
 pub mod store;

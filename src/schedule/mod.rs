@@ -1,0 +1,4 @@
+//! Remote care visits: care plans, recurrence in civil time, visit
+//! generation, assignment to nurses and the visit lifecycle.
+
+pub mod recurrence;
