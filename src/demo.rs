@@ -277,6 +277,7 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
                 address: address.to_string(),
                 named_nurse_id: Some(id(nurse)?),
                 consent_auto_answer: index % 4 != 3,
+                time_zone: None,
             })
             .await?;
     }

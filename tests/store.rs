@@ -187,6 +187,7 @@ async fn organisation(store: &Store) {
             address: "Kyrkvägen 5, 68500 Kronoby".into(),
             named_nurse_id: Some(nurse.id.clone()),
             consent_auto_answer: true,
+            time_zone: None,
         })
         .await
         .expect("client");
@@ -204,6 +205,7 @@ async fn organisation(store: &Store) {
             address: "-".into(),
             named_nurse_id: None,
             consent_auto_answer: false,
+            time_zone: None,
         })
         .await;
     assert!(orphan.is_err(), "foreign key must hold");

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use etahoiva_firmware_config::{Profile, TerminalSettings};
-use etahoiva_proto::{Event, EventKind};
+use etahoiva_proto::{Event, EventKind, Schedule};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::kiosk::{HelpPress, HelpStatus, KioskView};
 use crate::outbox::{Outbox, OutboxError};
+use crate::schedule::ClientSchedule;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -56,6 +57,8 @@ pub struct Shared {
     kiosk_rebind: Mutex<Option<std::net::TcpListener>>,
     /// This process serves the kiosk page.
     serves_kiosk: AtomicBool,
+    /// The schedule shown is the one in `state/schedule.json`.
+    schedule_cached: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -82,7 +85,9 @@ fn load_applied_settings(profile: &Profile) -> TerminalSettings {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Replaces `path` with `bytes` so that after a crash it holds either the
+/// old or the new content: temporary file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("json.tmp");
     let mut file = std::fs::File::create(&tmp)?;
@@ -113,6 +118,16 @@ impl Shared {
                 "an outbox file is damaged; it was set aside and the other events are kept");
         }
         let settings = load_applied_settings(&profile);
+        let schedule = crate::schedule::load(&profile.state_dir)
+            .into_schedule()
+            .map(|s| {
+                tracing::info!(
+                    visits = s.visits.len(),
+                    "showing the cached schedule until the hub sends a new one"
+                );
+                Arc::new(ClientSchedule::new(s))
+            });
+        let cached = schedule.is_some();
         let view = KioskView {
             client_name: settings.client.name.clone(),
             language: settings.language.code().to_string(),
@@ -123,6 +138,7 @@ impl Shared {
             font_scale: settings.kiosk.font_scale,
             high_contrast: settings.kiosk.high_contrast,
             notice: None,
+            schedule,
         };
         Ok(Arc::new(Shared {
             profile,
@@ -137,6 +153,7 @@ impl Shared {
             applied: watch::Sender::new(0),
             kiosk_rebind: Mutex::new(None),
             serves_kiosk: AtomicBool::new(false),
+            schedule_cached: AtomicBool::new(cached),
         }))
     }
 
@@ -186,6 +203,49 @@ impl Shared {
         // The kiosk shows minutes; updating it every few seconds is plenty.
         if now - before > 5_000 {
             self.view.send_modify(|v| v.last_contact_ms = Some(now));
+        }
+    }
+
+    /// The schedule the kiosk shows now (from the hub or the cache).
+    pub fn schedule(&self) -> Option<Schedule> {
+        self.view
+            .borrow()
+            .schedule
+            .as_ref()
+            .map(|s| s.schedule().clone())
+    }
+
+    /// The hub sent the client's coming visits: show them and cache them
+    /// in `state/schedule.json` for restarts while the hub is unreachable.
+    /// The list replaces the previous one. If it cannot be cached it is
+    /// still shown, and the error is logged.
+    pub async fn schedule_received(&self, schedule: Schedule) {
+        let unchanged = self
+            .view
+            .borrow()
+            .schedule
+            .as_ref()
+            .is_some_and(|s| *s.schedule() == schedule);
+        if unchanged && self.schedule_cached.load(Ordering::Relaxed) {
+            // Sent again after a reconnect: spare the flash a rewrite.
+            tracing::debug!(visits = schedule.visits.len(), "schedule unchanged");
+            return;
+        }
+        let visits = schedule.visits.len();
+        let shown = Arc::new(ClientSchedule::new(schedule));
+        self.view.send_modify(|v| v.schedule = Some(shown.clone()));
+        let state_dir = self.profile.state_dir.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            crate::schedule::save(&state_dir, shown.schedule())
+        })
+        .await;
+        let cached = matches!(saved, Ok(Ok(())));
+        self.schedule_cached.store(cached, Ordering::Relaxed);
+        match saved {
+            Ok(Ok(())) => tracing::info!(visits, "schedule received and cached"),
+            Ok(Err(e)) => tracing::error!(visits, error = %e,
+                "cannot cache the schedule on the terminal; it is shown until the agent restarts"),
+            Err(e) => tracing::error!(error = %e, "caching the schedule failed"),
         }
     }
 

@@ -1,9 +1,10 @@
 //! The kiosk page the terminal's own browser shows the client: name,
-//! clock, connection state and one large help button, in the client's
-//! language. It is served on loopback by the agent itself, so it keeps
+//! clock, the next scheduled call, connection state and one large help
+//! button, in the client's language. It is served on loopback by the agent itself, so it keeps
 //! working (and says so) when the hub cannot be reached.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -13,6 +14,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::schedule::ClientSchedule;
 
 /// What the kiosk shows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -30,7 +33,42 @@ pub struct KioskView {
     pub font_scale: f32,
     pub high_contrast: bool,
     pub notice: Option<String>,
+    /// The client's coming visits, from the hub or the terminal's cache.
+    /// Not sent to the page as is: the page gets the `next_call` line,
+    /// worked out at each request so a finished window drops off.
+    #[serde(skip)]
+    pub schedule: Option<Arc<ClientSchedule>>,
 }
+
+impl KioskView {
+    /// The language the page is shown in (`fi` unless `sv` or `en`).
+    pub fn page_language(&self) -> &'static str {
+        match self.language.as_str() {
+            "sv" => "sv",
+            "en" => "en",
+            _ => "fi",
+        }
+    }
+
+    /// The line about the next coming call at `now_ms`, in the page's
+    /// language; `None` when no call is coming or no schedule is known.
+    pub fn next_call(&self, now_ms: i64) -> Option<String> {
+        self.schedule
+            .as_ref()?
+            .next_call_text(self.page_language(), now_ms)
+    }
+}
+
+/// What `/api/state` answers: the view and the next-call line at the time of the request.
+#[derive(Serialize)]
+struct StateBody<'a> {
+    #[serde(flatten)]
+    view: &'a KioskView,
+    next_call: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch; the kiosk's notion of now.
+type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Where the client's latest call for help is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -53,6 +91,7 @@ pub struct HelpPress {
 struct KioskState {
     view: watch::Receiver<KioskView>,
     help: mpsc::Sender<HelpPress>,
+    now: Clock,
 }
 
 const HELP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,13 +117,21 @@ const TEXT_KEYS: &[&str] = &[
 
 /// The kiosk's routes.
 pub fn router(view: watch::Receiver<KioskView>, help: mpsc::Sender<HelpPress>) -> Router {
+    router_with_clock(view, help, Arc::new(crate::agent::now_ms))
+}
+
+fn router_with_clock(
+    view: watch::Receiver<KioskView>,
+    help: mpsc::Sender<HelpPress>,
+    now: Clock,
+) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/state", get(state))
         .route("/api/help", post(press_help))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::middleware::from_fn(loopback_only))
-        .with_state(KioskState { view, help })
+        .with_state(KioskState { view, help, now })
 }
 
 /// Serves the kiosk until `shutdown` completes.
@@ -214,15 +261,13 @@ fn security_headers() -> [(header::HeaderName, HeaderValue); 4] {
 
 async fn page(State(state): State<KioskState>) -> Response {
     let view = state.view.borrow().clone();
-    (security_headers(), Html(render_page(&view))).into_response()
+    let now = (state.now)();
+    (security_headers(), Html(render_page(&view, now))).into_response()
 }
 
-fn render_page(view: &KioskView) -> String {
-    let lang = match view.language.as_str() {
-        "sv" => "sv",
-        "en" => "en",
-        _ => "fi",
-    };
+fn render_page(view: &KioskView, now_ms: i64) -> String {
+    let lang = view.page_language();
+    let next_call = view.next_call(now_ms);
     let texts: serde_json::Map<String, serde_json::Value> = TEXT_KEYS
         .iter()
         .map(|k| (k.to_string(), serde_json::Value::String(text(lang, k))))
@@ -254,6 +299,8 @@ body {{ margin: 0; padding: 1rem 1.5rem; background: var(--bg); color: var(--fg)
 h1 {{ font-size: 1.6rem; margin: 0 0 .5rem; }}
 .clock {{ font-size: 3rem; font-weight: 700; margin: 0; font-variant-numeric: tabular-nums; }}
 .date {{ font-size: 1.1rem; margin: 0 0 1rem; }}
+.next-call {{ font-size: 1.3rem; font-weight: 700; margin: 0 0 1rem; padding: .25rem 0 .25rem .75rem; border-left: 8px solid currentColor; }}
+.next-call[hidden] {{ display: none; }}
 .status {{ font-size: 1.1rem; font-weight: 700; padding: .5rem .75rem; border: 4px solid currentColor; border-radius: .5rem; }}
 .status.online {{ color: var(--ok); }}
 .status.offline {{ color: var(--bad); }}
@@ -271,6 +318,7 @@ button.help:disabled {{ opacity: .85; }}
 <h1 id="greeting">{greeting}</h1>
 <p class="clock"><span class="visually-hidden">{clock_label} </span><time id="clock"></time></p>
 <p class="date" id="date"></p>
+<p class="next-call" id="next-call"{next_call_hidden}>{next_call}</p>
 <h2 class="status {state_class}" id="status"><span aria-hidden="true" id="status-icon">{icon}</span> <span id="status-text">{status}</span></h2>
 <p class="pending" id="pending">{pending}</p>
 <button type="button" class="help" id="help">{help_button}</button>
@@ -293,6 +341,8 @@ button.help:disabled {{ opacity: .85; }}
     status.className = "status " + (view.connected ? "online" : "offline");
     el("status-icon").textContent = view.connected ? "\u2714" : "\u2716";
     el("status-text").textContent = view.connected ? T["kiosk.online"] : T["kiosk.offline"];
+    el("next-call").textContent = view.next_call || "";
+    el("next-call").hidden = !view.next_call;
     el("pending").textContent = view.pending_events > 0 ? T["kiosk.pending"].replace("%{{count}}", String(view.pending_events)) : "";
     if (view.help === "delivered") {{ el("message").textContent = T["kiosk.help_delivered"]; }}
     document.documentElement.className = view.high_contrast ? "contrast" : "";
@@ -334,6 +384,8 @@ button.help:disabled {{ opacity: .85; }}
         icon = icon,
         status = escape(&status_text(view)),
         pending = escape(&pending),
+        next_call_hidden = if next_call.is_some() { "" } else { " hidden" },
+        next_call = escape(next_call.as_deref().unwrap_or("")),
         help_button = escape(&text(lang, "kiosk.help_button")),
         help_message = escape(&help_text(view)),
         texts = script_json(&serde_json::Value::Object(texts)),
@@ -343,7 +395,12 @@ button.help:disabled {{ opacity: .85; }}
 
 async fn state(State(state): State<KioskState>) -> Response {
     let view = state.view.borrow().clone();
-    ([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response()
+    let next_call = view.next_call((state.now)());
+    let body = StateBody {
+        view: &view,
+        next_call,
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
 async fn press_help(State(state): State<KioskState>, _headers: HeaderMap) -> Response {
@@ -386,7 +443,65 @@ mod tests {
             font_scale: 1.5,
             high_contrast: false,
             notice: None,
+            schedule: None,
         }
+    }
+
+    /// Milliseconds of a UTC instant written as RFC 3339.
+    fn ms(utc: &str) -> i64 {
+        utc.parse::<jiff::Timestamp>()
+            .expect("timestamp")
+            .as_millisecond()
+    }
+
+    fn visit(id: &str, starts: &str, nurse: Option<&str>) -> etahoiva_proto::ScheduledVisit {
+        let starts_at = ms(starts);
+        etahoiva_proto::ScheduledVisit {
+            id: id.into(),
+            starts_at,
+            window_start: starts_at - 15 * 60_000,
+            window_end: starts_at + 30 * 60_000,
+            length_min: 15,
+            purpose: "Lääkehoidon seuranta".into(),
+            nurse_name: nurse.map(String::from),
+            status: "planned".into(),
+        }
+    }
+
+    /// Two calls in Helsinki: Tuesday 24 November 2026 at 14:00 with
+    /// Anna, Wednesday at 8:00 with Liisa.
+    fn with_schedule(mut v: KioskView) -> KioskView {
+        let schedule = etahoiva_proto::Schedule {
+            time_zone: "Europe/Helsinki".into(),
+            generated_at: 1,
+            visits: vec![
+                visit("v1", "2026-11-24T12:00:00Z", Some("Anna")),
+                visit("v2", "2026-11-25T06:00:00Z", Some("Liisa <i>")),
+            ],
+        };
+        v.schedule = Some(Arc::new(ClientSchedule::new(schedule)));
+        v
+    }
+
+    /// A router whose clock the test sets.
+    fn router_at(
+        view: watch::Receiver<KioskView>,
+        clock: &Arc<std::sync::atomic::AtomicI64>,
+    ) -> Router {
+        let (tx, _rx) = mpsc::channel(1);
+        let clock = clock.clone();
+        router_with_clock(
+            view,
+            tx,
+            Arc::new(move || clock.load(std::sync::atomic::Ordering::Relaxed)),
+        )
+    }
+
+    async fn next_call_in_state(app: Router) -> serde_json::Value {
+        let (status, body) = call(app, get("/api/state")).await;
+        assert_eq!(status, StatusCode::OK);
+        let state: serde_json::Value = serde_json::from_str(&body).expect("json");
+        state["next_call"].clone()
     }
 
     async fn call(app: Router, request: Request<Body>) -> (StatusCode, String) {
@@ -460,6 +575,110 @@ mod tests {
         assert_eq!(state["connected"], true);
         assert_eq!(state["help"], "delivered");
         assert_eq!(state["pending_events"], 2);
+    }
+
+    #[tokio::test]
+    async fn the_next_call_is_on_the_first_page_and_follows_the_clock() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        // Tuesday 24 November 2026, 9:00 in Helsinki.
+        let clock = Arc::new(AtomicI64::new(ms("2026-11-24T07:00:00Z")));
+        let (_keep, rx) = watch::channel(with_schedule(view("fi")));
+        let app = router_at(rx, &clock);
+        let (status, body) = call(app.clone(), get("/")).await;
+        assert_eq!(status, StatusCode::OK);
+        let line = "Seuraava puhelu tänään klo 14.00, hoitaja Anna";
+        assert!(
+            body.contains(&format!(
+                r#"<p class="next-call" id="next-call">{line}</p>"#
+            )),
+            "next call not rendered on the first load"
+        );
+        assert_eq!(next_call_in_state(app.clone()).await, line);
+        // The care plan itself stays on the terminal.
+        let (_, state) = call(app.clone(), get("/api/state")).await;
+        assert!(!state.contains("Lääkehoidon") && !state.contains("\"visits\""));
+
+        // Anna's window ends at 14:30: Liisa's call tomorrow is next.
+        clock.store(ms("2026-11-24T12:30:00Z"), Ordering::Relaxed);
+        assert_eq!(
+            next_call_in_state(app.clone()).await,
+            "Seuraava puhelu huomenna klo 8.00, hoitaja Liisa <i>"
+        );
+        let (_, body) = call(app.clone(), get("/")).await;
+        assert!(body.contains("huomenna klo 8.00, hoitaja Liisa &lt;i&gt;</p>"));
+        assert!(!body.contains("Liisa <i>"), "raw name in page");
+
+        // After midnight the same call is today.
+        clock.store(ms("2026-11-24T22:30:00Z"), Ordering::Relaxed);
+        assert_eq!(
+            next_call_in_state(app.clone()).await,
+            "Seuraava puhelu tänään klo 8.00, hoitaja Liisa <i>"
+        );
+
+        // Nothing left: no line, and the empty paragraph is hidden.
+        clock.store(ms("2026-11-25T06:30:00Z"), Ordering::Relaxed);
+        assert_eq!(
+            next_call_in_state(app.clone()).await,
+            serde_json::Value::Null
+        );
+        let (_, body) = call(app, get("/")).await;
+        assert!(body.contains(r#"<p class="next-call" id="next-call" hidden></p>"#));
+    }
+
+    #[tokio::test]
+    async fn the_next_call_speaks_the_clients_language() {
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(ms(
+            "2026-11-23T07:00:00Z",
+        )));
+        for (lang, line) in [
+            ("fi", "Seuraava puhelu huomenna klo 14.00, hoitaja Anna"),
+            ("sv", "Nästa samtal i morgon kl. 14.00, skötare Anna"),
+            ("en", "Next call tomorrow at 14:00, nurse Anna"),
+        ] {
+            let (keep, rx) = watch::channel(with_schedule(view(lang)));
+            let app = router_at(rx, &clock);
+            let (_, body) = call(app.clone(), get("/")).await;
+            assert!(body.contains(&format!(">{line}</p>")), "{lang}");
+            assert_eq!(next_call_in_state(app.clone()).await, line, "{lang}");
+            // The language changes with pushed settings.
+            keep.send_modify(|v| v.language = "sv".into());
+            let now_sv = next_call_in_state(app).await;
+            assert!(now_sv
+                .as_str()
+                .is_some_and(|t| t.starts_with("Nästa samtal")));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_next_call_stays_while_offline() {
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(ms(
+            "2026-11-24T07:00:00Z",
+        )));
+        let mut offline = with_schedule(view("sv"));
+        offline.connected = false;
+        let (_keep, rx) = watch::channel(offline);
+        let app = router_at(rx, &clock);
+        let (_, body) = call(app.clone(), get("/")).await;
+        assert!(body.contains(&escape(&text("sv", "kiosk.offline"))));
+        assert!(body.contains(">Nästa samtal i dag kl. 14.00, skötare Anna</p>"));
+        let (_, state) = call(app, get("/api/state")).await;
+        let state: serde_json::Value = serde_json::from_str(&state).expect("json");
+        assert_eq!(state["connected"], false);
+        assert_eq!(
+            state["next_call"],
+            "Nästa samtal i dag kl. 14.00, skötare Anna"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_schedule_there_is_no_next_call_line() {
+        let (_keep, rx) = watch::channel(view("en"));
+        let (tx, _rx) = mpsc::channel(1);
+        let app = router(rx, tx);
+        let (_, body) = call(app.clone(), get("/")).await;
+        assert!(body.contains(r#"<p class="next-call" id="next-call" hidden></p>"#));
+        assert!(!body.contains("Next call"));
+        assert_eq!(next_call_in_state(app).await, serde_json::Value::Null);
     }
 
     #[tokio::test]

@@ -8,4 +8,5 @@ pub mod inputs;
 pub mod kiosk;
 pub mod link;
 pub mod outbox;
+pub mod schedule;
 pub mod tls;

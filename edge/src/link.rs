@@ -1,5 +1,6 @@
 //! The link to the hub: one WebSocket over mutual TLS, reconnected with
-//! backoff, carrying heartbeats, outbox events and settings pushes.
+//! backoff, carrying heartbeats, outbox events, settings pushes and the
+//! client's schedule.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -290,6 +291,7 @@ async fn session(
                             });
                         }
                     }
+                    HubToEdge::Schedule(schedule) => shared.schedule_received(schedule).await,
                     HubToEdge::Welcome { .. } => {}
                     other => tracing::debug!(?other, "ignored message"),
                 }

@@ -256,7 +256,9 @@ mod tests {
 
     fn apply(state: &mut VisitState, action: Action, now: i64) -> Option<Transition> {
         let policy = RetryPolicy::default();
-        let t = state.step(action, now, &policy).expect("valid transition")?;
+        let t = state
+            .step(action, now, &policy)
+            .expect("valid transition")?;
         state.status = t.status;
         state.attempts = t.attempts;
         state.next_attempt_at = t.next_attempt_at;
@@ -268,7 +270,10 @@ mod tests {
     fn a_visit_that_goes_well() {
         let mut v = visit(Planned);
         assert_eq!(apply(&mut v, Action::Tick, 59 * MIN), None);
-        assert_eq!(apply(&mut v, Action::Tick, 60 * MIN).map(|t| t.status), Some(Due));
+        assert_eq!(
+            apply(&mut v, Action::Tick, 60 * MIN).map(|t| t.status),
+            Some(Due)
+        );
         let t = apply(&mut v, Action::Call, 61 * MIN).expect("calling");
         assert_eq!((t.status, t.attempts), (Calling, 1));
         let t = apply(&mut v, Action::Answered, 61 * MIN + 10_000).expect("answered");
@@ -279,7 +284,9 @@ mod tests {
         assert!(v.status.is_final());
         // Nothing more happens to it.
         assert_eq!(apply(&mut v, Action::Tick, 500 * MIN), None);
-        assert!(v.step(Action::Call, 70 * MIN, &RetryPolicy::default()).is_err());
+        assert!(v
+            .step(Action::Call, 70 * MIN, &RetryPolicy::default())
+            .is_err());
     }
 
     #[test]

@@ -7,12 +7,16 @@
 mod audit;
 mod devices;
 mod org;
+mod plans;
 mod users;
+mod visits;
 
 pub use audit::AuditEntry;
 pub use devices::{DeviceRecord, NewDevice, StoredEvent};
-pub use org::{Area, Client, NewClient, Team, TeamKind};
+pub use org::{Area, Client, ClientChanges, NewClient, Team, TeamKind};
+pub use plans::{Nurse, Pause, Shift, VisitRuleRecord};
 pub use users::{NewUser, Role, SessionUser, User};
+pub use visits::{Alert, Assignment, NewVisit, Visit, VisitEvent, WorklistItem};
 
 use std::path::Path;
 use std::str::FromStr;

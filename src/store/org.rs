@@ -64,7 +64,24 @@ pub struct NewClient {
     pub address: String,
     pub named_nurse_id: Option<String>,
     pub consent_auto_answer: bool,
+    /// IANA zone; `Europe/Helsinki` when not given.
+    pub time_zone: Option<String>,
 }
+
+/// Changes to a client; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub area_id: Option<String>,
+    pub address: Option<String>,
+    pub time_zone: Option<String>,
+    /// `Some(None)` clears the named nurse.
+    pub named_nurse_id: Option<Option<String>>,
+    pub consent_auto_answer: Option<bool>,
+}
+
+const CLIENT_COLUMNS: &str = "id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at";
 
 impl Store {
     pub async fn create_area(&self, name: &str) -> StoreResult<Area> {
@@ -172,7 +189,7 @@ impl Store {
             language: new.language,
             area_id: new.area_id,
             address: new.address,
-            time_zone: "Europe/Helsinki".into(),
+            time_zone: new.time_zone.unwrap_or_else(|| "Europe/Helsinki".into()),
             named_nurse_id: new.named_nurse_id,
             consent_auto_answer: new.consent_auto_answer,
             created_at: now_ms(),
@@ -208,6 +225,43 @@ impl Store {
 }
 
 impl Store {
+    pub async fn get_client(&self, id: &str) -> StoreResult<Client> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, Client>(&sql).bind(id).fetch_optional(pool).await)
+            .map_err(|e| StoreError::from_sqlx(e, "client"))?
+            .ok_or(StoreError::NotFound("client"))
+    }
+
+    pub async fn update_client(&self, id: &str, c: &ClientChanges) -> StoreResult<Client> {
+        let (set_nurse, nurse) = match &c.named_nurse_id {
+            Some(n) => (true, n.clone()),
+            None => (false, None),
+        };
+        let n = execute!(self, pool => sqlx::query(
+            "UPDATE clients SET name = COALESCE($2, name), language = COALESCE($3, language), \
+             area_id = COALESCE($4, area_id), address = COALESCE($5, address), \
+             time_zone = COALESCE($6, time_zone), \
+             named_nurse_id = CASE WHEN $7 THEN $8 ELSE named_nurse_id END, \
+             consent_auto_answer = COALESCE($9, consent_auto_answer) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&c.name)
+        .bind(&c.language)
+        .bind(&c.area_id)
+        .bind(&c.address)
+        .bind(&c.time_zone)
+        .bind(set_nurse)
+        .bind(&nurse)
+        .bind(c.consent_auto_answer)
+        .execute(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "client"))?;
+        if n == 0 {
+            return Err(StoreError::NotFound("client"));
+        }
+        self.get_client(id).await
+    }
+
     /// The display name of a client, for the terminal's kiosk.
     pub async fn client_name(&self, client_id: &str) -> StoreResult<Option<String>> {
         with_pool!(self, pool => sqlx::query_scalar::<_, String>("SELECT name FROM clients WHERE id = $1")
