@@ -110,6 +110,8 @@ pub struct DemoArgs {
 pub enum BenchCommand {
     /// Connect many simulated terminals to a hub on loopback and measure it.
     Link(crate::bench::LinkBenchArgs),
+    /// Generate and assign a national-size visit schedule and measure it.
+    Schedule(crate::bench::schedule::ScheduleBenchArgs),
 }
 
 #[derive(Subcommand, Debug)]

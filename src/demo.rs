@@ -212,6 +212,170 @@ const DEMO_CLIENTS: &[(&str, &str, usize, &str, &str)] = &[
     ),
 ];
 
+/// Nurses' languages and skills.
+const DEMO_NURSES: &[(&str, &[&str], &[&str])] = &[
+    ("anna", &["fi"], &["medication", "diabetes"]),
+    ("mikko", &["fi"], &["medication"]),
+    ("sofia", &["sv", "fi"], &["medication", "wound_care"]),
+    (
+        "eeva",
+        &["fi", "sv"],
+        &["medication", "diabetes", "wound_care"],
+    ),
+];
+
+/// Shifts of each demo day, civil times in the unit's zone: (nurse, start hour, end hour).
+const DEMO_SHIFTS: &[(&str, i8, i8)] = &[
+    ("anna", 7, 15),
+    ("sofia", 7, 15),
+    ("mikko", 13, 21),
+    ("eeva", 13, 21),
+];
+
+/// A care plan for the demo client number `index`: medication every
+/// morning, an evening check, and for some a lunchtime diabetes check or
+/// wound care twice a week.
+fn demo_plan(
+    client: &crate::store::Client,
+    index: usize,
+) -> Result<Vec<crate::store::VisitRuleRecord>, DemoError> {
+    use crate::schedule::generate::VisitRuleInput;
+    let today = jiff::Timestamp::now()
+        .to_zoned(
+            jiff::tz::TimeZone::get(&client.time_zone)
+                .map_err(|e| DemoError::Data(e.to_string()))?,
+        )
+        .date();
+    let rule = |time: &str,
+                rrule: &str,
+                before: u32,
+                after: u32,
+                length: u32,
+                purpose: &str,
+                skill: Option<&str>| {
+        VisitRuleInput {
+            id: None,
+            dtstart: format!("{today}T{time}"),
+            rrule: Some(rrule.to_string()),
+            exdates: vec![],
+            rdates: vec![],
+            window_before_min: before,
+            window_after_min: after,
+            length_min: length,
+            purpose: purpose.to_string(),
+            skill: skill.map(str::to_string),
+            language: None,
+        }
+    };
+    let sv = client.language == "sv";
+    let minute = (index % 4) * 10;
+    let mut rules = vec![
+        rule(
+            &format!("08:{minute:02}"),
+            "FREQ=DAILY",
+            30,
+            30,
+            10,
+            if sv {
+                "Morgonmedicin"
+            } else {
+                "Aamulääkkeet"
+            },
+            Some("medication"),
+        ),
+        rule(
+            &format!("19:{minute:02}"),
+            "FREQ=DAILY",
+            30,
+            60,
+            5,
+            if sv {
+                "Kvällskontroll"
+            } else {
+                "Iltatarkistus"
+            },
+            None,
+        ),
+    ];
+    if index % 3 == 0 {
+        rules.push(rule(
+            "12:00",
+            "FREQ=DAILY",
+            45,
+            45,
+            10,
+            if sv { "Blodsocker" } else { "Verensokeri" },
+            Some("diabetes"),
+        ));
+    }
+    if index % 5 == 1 {
+        rules.push(rule(
+            "14:00",
+            "FREQ=WEEKLY;BYDAY=TU,FR",
+            60,
+            60,
+            15,
+            if sv { "Sårvård" } else { "Haavanhoito" },
+            Some("wound_care"),
+        ));
+    }
+    rules
+        .into_iter()
+        .map(|r| {
+            r.into_record(client)
+                .map_err(|e| DemoError::Data(e.to_string()))
+        })
+        .collect()
+}
+
+/// Makes sure the demo has shifts today and tomorrow, visits generated and
+/// the days planned. Run at every demo start.
+pub async fn prepare_days(
+    store: &Store,
+    settings: &crate::settings::Settings,
+) -> Result<(), DemoError> {
+    let data = |e: crate::schedule::ScheduleError| DemoError::Data(e.to_string());
+    let tz = jiff::tz::TimeZone::get(&settings.unit_time_zone)
+        .map_err(|e| DemoError::Data(e.to_string()))?;
+    let now = crate::store::now_ms();
+    let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
+    let nurses: std::collections::HashMap<String, String> = store
+        .list_nurses()
+        .await?
+        .into_iter()
+        .map(|n| (n.username, n.id))
+        .collect();
+    crate::schedule::generate::extend_horizon(store, now, settings.schedule_horizon_days)
+        .await
+        .map_err(data)?;
+    for day in [
+        today,
+        today
+            .tomorrow()
+            .map_err(|e| DemoError::Data(e.to_string()))?,
+    ] {
+        let (from, to) = crate::schedule::day_range(day, &tz);
+        if store.shifts_between(from, to).await?.is_empty() {
+            for (nurse, start, end) in DEMO_SHIFTS {
+                let Some(id) = nurses.get(*nurse) else {
+                    continue;
+                };
+                let at = |hour: i8| {
+                    day.at(hour, 0, 0, 0)
+                        .to_zoned(tz.clone())
+                        .map(|z| z.timestamp().as_millisecond())
+                        .map_err(|e| DemoError::Data(e.to_string()))
+                };
+                store.add_shift(id, at(*start)?, at(*end)?).await?;
+            }
+        }
+        crate::schedule::assign::assign_day(store, settings, day, false, now)
+            .await
+            .map_err(data)?;
+    }
+    Ok(())
+}
+
 /// Seeds the demo organisation unless it is there already. Returns true when it seeded.
 pub async fn seed(store: &Store) -> Result<bool, DemoError> {
     if store.get_meta(SEEDED_KEY).await?.is_some() {
@@ -269,7 +433,7 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
         )
         .await?;
     for (index, (name, language, area, address, nurse)) in DEMO_CLIENTS.iter().enumerate() {
-        store
+        let client = store
             .create_client(NewClient {
                 name: name.to_string(),
                 language: language.to_string(),
@@ -279,6 +443,16 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
                 consent_auto_answer: index % 4 != 3,
                 time_zone: None,
             })
+            .await?;
+        store
+            .replace_plan(&client.id, &demo_plan(&client, index)?)
+            .await?;
+    }
+    for (nurse, languages, skills) in DEMO_NURSES {
+        let languages: Vec<String> = languages.iter().map(|s| s.to_string()).collect();
+        let skills: Vec<String> = skills.iter().map(|s| s.to_string()).collect();
+        store
+            .set_nurse_profile(&id(nurse)?, &languages, &skills)
             .await?;
     }
     store.set_meta(SEEDED_KEY, "1").await?;

@@ -45,6 +45,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(BenchCommand::Schedule(args)) => {
+            telemetry::init_logging(etahoiva::settings::LogFormat::Pretty, "warn");
+            let report = etahoiva::bench::schedule::run(args.clone()).await?;
+            if report.violations > 0 {
+                anyhow::bail!("{} hard rules broken", report.violations);
+            }
+            Ok(())
+        }
         Command::Hub(serve) => {
             etahoiva::bench::raise_open_files_limit();
             let settings = Settings::load(cli.config.as_deref(), &cli.overrides(Some(serve)))?;
@@ -64,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init_logging(settings.log_format, &settings.log_filter);
             let hub = Hub::build(settings).await?;
             let seeded = demo::seed(&hub.state().store).await?;
+            demo::prepare_days(&hub.state().store, &hub.state().settings).await?;
             let terminals = demo::start_terminals(&hub, args.terminals).await?;
             announce(&hub);
             print_demo(&hub, seeded, &terminals);

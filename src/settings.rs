@@ -44,6 +44,12 @@ pub const SETTING_KEYS: &[&str] = &[
     "device_listen",
     "missed_heartbeats",
     "device_cert_days",
+    "unit_time_zone",
+    "schedule_horizon_days",
+    "visit_max_tries",
+    "visit_retry_secs",
+    "visit_ring_secs",
+    "call_turnaround_secs",
 ];
 
 /// Every setting of the hub. `Debug` and `redacted()` hide secrets.
@@ -80,6 +86,18 @@ pub struct Settings {
     pub missed_heartbeats: u32,
     /// Validity of newly issued terminal certificates, in days.
     pub device_cert_days: i64,
+    /// IANA zone of the central unit: its working days and shifts.
+    pub unit_time_zone: String,
+    /// Days of visits generated ahead from the care plans.
+    pub schedule_horizon_days: u32,
+    /// Calls tried before a visit counts as missed.
+    pub visit_max_tries: u32,
+    /// Seconds between an unanswered call and the next try.
+    pub visit_retry_secs: u64,
+    /// A call ringing this many seconds without an answer counts as unanswered.
+    pub visit_ring_secs: u64,
+    /// Seconds the planner keeps free between two calls of a nurse (notes).
+    pub call_turnaround_secs: u64,
 }
 
 impl Default for Settings {
@@ -101,6 +119,12 @@ impl Default for Settings {
             device_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
             missed_heartbeats: 3,
             device_cert_days: 5 * 365,
+            unit_time_zone: "Europe/Helsinki".into(),
+            schedule_horizon_days: 14,
+            visit_max_tries: 3,
+            visit_retry_secs: 300,
+            visit_ring_secs: 60,
+            call_turnaround_secs: 120,
         }
     }
 }
@@ -171,6 +195,27 @@ impl Settings {
         if !(1..=3650).contains(&self.device_cert_days) {
             return Err(SettingsError::Invalid(
                 "device_cert_days must be between 1 and 3650".into(),
+            ));
+        }
+        if jiff::tz::TimeZone::get(&self.unit_time_zone).is_err() {
+            return Err(SettingsError::Invalid(format!(
+                "unit_time_zone {:?} is not a known IANA time zone",
+                self.unit_time_zone
+            )));
+        }
+        if !(1..=366).contains(&self.schedule_horizon_days) {
+            return Err(SettingsError::Invalid(
+                "schedule_horizon_days must be between 1 and 366".into(),
+            ));
+        }
+        if !(1..=20).contains(&self.visit_max_tries) {
+            return Err(SettingsError::Invalid(
+                "visit_max_tries must be between 1 and 20".into(),
+            ));
+        }
+        if self.visit_ring_secs == 0 || self.visit_retry_secs == 0 {
+            return Err(SettingsError::Invalid(
+                "visit_ring_secs and visit_retry_secs must be at least 1".into(),
             ));
         }
         if self.max_body_bytes < 1024 {

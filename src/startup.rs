@@ -35,6 +35,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub throttle: Arc<LoginThrottle>,
     pub started: Instant,
+    /// Schedule changes, for live worklists and terminals.
+    pub schedule: crate::schedule::notify::Notifier,
 }
 
 /// The remote address of a connection, put on every request.
@@ -113,6 +115,7 @@ impl Hub {
             )),
             settings: Arc::new(settings),
             started: Instant::now(),
+            schedule: Default::default(),
         };
         let router = app(state.clone());
         let device_router = device_app(state.clone());
@@ -187,6 +190,16 @@ impl Hub {
             state.store.clone(),
             state.devices.clone(),
             Duration::from_secs(60),
+        ));
+        housekeeping.spawn(crate::schedule::ticker::run(
+            state.store.clone(),
+            state.schedule.clone(),
+            state.settings.clone(),
+        ));
+        housekeeping.spawn(crate::schedule::notify::push_schedules(
+            state.store.clone(),
+            state.devices.clone(),
+            state.schedule.clone(),
         ));
         shutdown.await;
         tracing::info!("shutting down");

@@ -166,3 +166,28 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+impl From<crate::schedule::ScheduleError> for ApiError {
+    fn from(err: crate::schedule::ScheduleError) -> ApiError {
+        use crate::schedule::ScheduleError;
+        match err {
+            ScheduleError::Store(e) => e.into(),
+            ScheduleError::Recurrence(e) => ApiError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: e.to_string(),
+            },
+            ScheduleError::Invalid(message) => ApiError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message,
+            },
+            ScheduleError::Transition(e) => ApiError::Conflict(e.to_string()),
+            ScheduleError::Concurrent => ApiError::Conflict(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::schedule::recurrence::RecurrenceError> for ApiError {
+    fn from(err: crate::schedule::recurrence::RecurrenceError) -> ApiError {
+        crate::schedule::ScheduleError::from(err).into()
+    }
+}

@@ -1,9 +1,11 @@
 //! The staff REST API under `/api/v1`, with its OpenAPI document generated from the code.
 
+pub(crate) mod clients;
 pub(crate) mod devices;
 mod error;
 mod health;
 mod org;
+pub mod schedule;
 pub mod session;
 pub mod users;
 
@@ -33,6 +35,8 @@ use crate::startup::AppState;
         (name = "users", description = "Staff accounts"),
         (name = "organisation", description = "Areas, teams, clients and the audit trail"),
         (name = "devices", description = "Home terminals: presence, settings, revocation"),
+        (name = "clients", description = "Clients, their care plans and pauses"),
+        (name = "schedule", description = "Nurses, shifts, day planning, worklists, the visit lifecycle"),
     )
 )]
 struct ApiDoc;
@@ -59,14 +63,36 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(org::list_areas))
         .routes(routes!(org::list_teams))
-        .routes(routes!(org::list_clients))
+        .routes(routes!(org::list_clients, clients::create_client))
         .routes(routes!(org::list_audit))
         .routes(routes!(devices::list_devices))
         .routes(routes!(devices::get_device))
         .routes(routes!(devices::put_settings))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_events))
-        .routes(routes!(devices::send_command));
+        .routes(routes!(devices::send_command))
+        .routes(routes!(clients::get_client, clients::patch_client))
+        .routes(routes!(clients::get_plan, clients::put_plan))
+        .routes(routes!(clients::list_pauses, clients::add_pause))
+        .routes(routes!(clients::delete_pause))
+        .routes(routes!(clients::client_visits))
+        .routes(routes!(schedule::list_nurses))
+        .routes(routes!(schedule::put_nurse_profile))
+        .routes(routes!(schedule::list_shifts, schedule::add_shift))
+        .routes(routes!(schedule::sign_off))
+        .routes(routes!(schedule::assign))
+        .routes(routes!(schedule::generate))
+        .routes(routes!(schedule::get_continuity))
+        .routes(routes!(schedule::unassigned))
+        .routes(routes!(schedule::today))
+        .routes(routes!(schedule::worklist))
+        .routes(routes!(schedule::worklist_events))
+        .routes(routes!(schedule::worklist_ics))
+        .routes(routes!(schedule::get_visit))
+        .routes(routes!(schedule::visit_action))
+        .routes(routes!(schedule::pin))
+        .routes(routes!(schedule::list_alerts))
+        .routes(routes!(schedule::create_calendar_feed));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts();
@@ -93,6 +119,7 @@ pub fn router() -> Router<AppState> {
                 .into_response()
         }),
     )
+    .route("/calendar/{file}", get(schedule::calendar_feed))
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))
     .route("/metrics", get(health::metrics))

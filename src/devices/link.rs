@@ -242,6 +242,27 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
         }
     }
 
+    if alive && protocol >= 2 {
+        if let Some(client_id) = &device.client_id {
+            match crate::schedule::notify::nurse_names(&state.store).await {
+                Ok(names) => match crate::schedule::notify::client_schedule(
+                    &state.store,
+                    client_id,
+                    now_ms(),
+                    &names,
+                )
+                .await
+                {
+                    Ok(schedule) => {
+                        alive = send(&mut socket, &HubToEdge::Schedule(schedule)).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read the client's schedule"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot read nurse names"),
+            }
+        }
+    }
+
     // 3. Frames until the terminal goes, goes silent, or is told to go.
     let missed = state.settings.missed_heartbeats.max(1) as u64;
     let mut silence = Duration::from_secs(heartbeat.saturating_mul(missed));

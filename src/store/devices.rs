@@ -81,6 +81,17 @@ impl Store {
             .ok_or(StoreError::NotFound("device"))
     }
 
+    /// The terminals (not revoked) of a client.
+    pub async fn client_devices(&self, client_id: &str) -> StoreResult<Vec<String>> {
+        with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT id FROM devices WHERE client_id = $1 AND revoked_at IS NULL ORDER BY created_at",
+        )
+        .bind(client_id)
+        .fetch_all(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "device"))
+    }
+
     pub async fn list_devices(&self) -> StoreResult<Vec<DeviceRecord>> {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name, id");
         with_pool!(self, pool => sqlx::query_as::<_, DeviceRecord>(&sql).fetch_all(pool).await)

@@ -14,7 +14,7 @@ mod visits;
 pub use audit::AuditEntry;
 pub use devices::{DeviceRecord, NewDevice, StoredEvent};
 pub use org::{Area, Client, ClientChanges, NewClient, Team, TeamKind};
-pub use plans::{Nurse, Pause, Shift, VisitRuleRecord};
+pub use plans::{BulkImport, Nurse, Pause, Shift, VisitRuleRecord};
 pub use users::{NewUser, Role, SessionUser, User};
 pub use visits::{Alert, Assignment, NewVisit, Visit, VisitEvent, WorklistItem};
 

@@ -313,3 +313,119 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "pause"))
     }
 }
+
+/// Everything a bulk import brings: a whole organisation at once (a county
+/// moving from another system, or a capacity-planning benchmark). Imported
+/// accounts cannot sign in until a password is set.
+#[derive(Default)]
+pub struct BulkImport {
+    pub areas: Vec<(String, String)>,
+    pub nurses: Vec<Nurse>,
+    pub shifts: Vec<Shift>,
+    pub clients: Vec<super::Client>,
+    pub rules: Vec<VisitRuleRecord>,
+}
+
+/// Rows per multi-row statement: well under SQLite's 32,766 parameters.
+const IMPORT_BATCH: usize = 1000;
+
+impl Store {
+    /// Imports in one transaction: all or nothing.
+    pub async fn bulk_import(&self, data: &BulkImport) -> StoreResult<()> {
+        let now = now_ms();
+        with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            for chunk in data.areas.chunks(IMPORT_BATCH) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO areas (id, name) ");
+                q.push_values(chunk, |mut b, (id, name)| {
+                    b.push_bind(id).push_bind(name);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in data.nurses.chunks(IMPORT_BATCH) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO users (id, username, display_name, password_hash, language, disabled, created_at) ",
+                );
+                q.push_values(chunk, |mut b, n| {
+                    b.push_bind(&n.id)
+                        .push_bind(&n.username)
+                        .push_bind(&n.display_name)
+                        .push_bind("!")
+                        .push_bind(n.languages.first().cloned())
+                        .push_bind(false)
+                        .push_bind(now);
+                });
+                q.build().execute(&mut *tx).await?;
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO user_roles (user_id, role) ");
+                q.push_values(chunk, |mut b, n| {
+                    b.push_bind(&n.id).push_bind("nurse");
+                });
+                q.build().execute(&mut *tx).await?;
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO nurse_profiles (user_id, languages, skills) ");
+                q.push_values(chunk, |mut b, n| {
+                    b.push_bind(&n.id)
+                        .push_bind(n.languages.join(","))
+                        .push_bind(n.skills.join(","));
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in data.shifts.chunks(IMPORT_BATCH) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO shifts (id, nurse_id, starts_at, ends_at, signed_off_at, created_at) ",
+                );
+                q.push_values(chunk, |mut b, s| {
+                    b.push_bind(&s.id)
+                        .push_bind(&s.nurse_id)
+                        .push_bind(s.starts_at)
+                        .push_bind(s.ends_at)
+                        .push_bind(s.signed_off_at)
+                        .push_bind(now);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in data.clients.chunks(IMPORT_BATCH) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO clients (id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at) ",
+                );
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(&c.id)
+                        .push_bind(&c.name)
+                        .push_bind(&c.language)
+                        .push_bind(&c.area_id)
+                        .push_bind(&c.address)
+                        .push_bind(&c.time_zone)
+                        .push_bind(&c.named_nurse_id)
+                        .push_bind(c.consent_auto_answer)
+                        .push_bind(c.created_at);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in data.rules.chunks(IMPORT_BATCH) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO visit_rules (id, client_id, dtstart, rrule, exdates, rdates, window_before_min, \
+                     window_after_min, length_min, purpose, skill, language, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.id)
+                        .push_bind(&r.client_id)
+                        .push_bind(&r.dtstart)
+                        .push_bind(&r.rrule)
+                        .push_bind(&r.exdates)
+                        .push_bind(&r.rdates)
+                        .push_bind(r.window_before_min)
+                        .push_bind(r.window_after_min)
+                        .push_bind(r.length_min)
+                        .push_bind(&r.purpose)
+                        .push_bind(&r.skill)
+                        .push_bind(&r.language)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "import"))
+    }
+}

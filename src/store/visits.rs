@@ -325,6 +325,41 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "visit"))
     }
 
+    /// Takes a nurse off their visits that have not started and whose
+    /// window ends after `from` and starts before `to`; returns the visit ids.
+    pub async fn release_nurse_visits(
+        &self,
+        nurse_id: &str,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<String>> {
+        with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM visits WHERE nurse_id = $1 AND status IN ('planned', 'due', 'no_answer') \
+                 AND window_end > $2 AND window_start < $3",
+            )
+            .bind(nurse_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in &ids {
+                sqlx::query(
+                    "UPDATE visits SET nurse_id = NULL, scheduled_start = NULL, pinned = FALSE, updated_at = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(ids)
+        }
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "visit"))
+    }
+
     /// Pins a visit to a nurse (or unpins with `None`); its call time is found by the next planning.
     pub async fn pin_visit(&self, visit_id: &str, nurse_id: Option<&str>) -> StoreResult<()> {
         let n = execute!(self, pool => sqlx::query(

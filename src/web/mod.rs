@@ -18,6 +18,8 @@ use crate::i18n::{Lang, LANG_COOKIE};
 use crate::startup::{AppState, PeerAddr};
 use crate::store::{Role, SessionUser};
 
+mod worklist;
+
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const CONSOLE_JS: &str = include_str!("../../assets/console.js");
 
@@ -40,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{code}", get(choose_language))
         .route("/console/{name}", get(console))
         .route("/console/admin/devices", get(devices_fragment))
+        .route("/console/nurse/worklist", get(worklist::fragment))
+        .route("/console/nurse/visits/{id}", post(worklist::act))
         .route("/static/app.css", get(|| async { css(APP_CSS) }))
         .route("/static/console.js", get(|| async { script(CONSOLE_JS) }))
 }
@@ -84,6 +88,8 @@ struct ConsolePage {
     display_name: String,
     consoles: Vec<ConsoleLink>,
     devices: Option<DevicesPanel>,
+    /// The nurse's worklist table.
+    worklist: Option<String>,
 }
 
 struct DevicesPanel {
@@ -465,6 +471,11 @@ async fn console(
     } else {
         None
     };
+    let worklist = if role == Role::Nurse {
+        Some(worklist::worklist_html(&state, lang, &session.user.id).await?)
+    } else {
+        None
+    };
     Ok(render(
         StatusCode::OK,
         ConsolePage {
@@ -486,6 +497,7 @@ async fn console(
                 })
                 .collect(),
             devices,
+            worklist,
         },
     ))
 }

@@ -1,3 +1,5 @@
+//! Benchmarks users can run for capacity planning.
+//!
 //! `etahoiva bench link`: connects many simulated terminals to one hub on
 //! loopback over the real terminal link, and measures connect time, the
 //! hub's memory per connected terminal and its CPU at the heartbeat rate.
@@ -19,6 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::devices::identity::DeviceCa;
 use crate::store::{NewDevice, Store};
+
+pub mod schedule;
 use etahoiva_proto::{decode, encode, EdgeToHub, HubToEdge, PROTOCOL_VERSION};
 
 /// What `etahoiva bench link` was asked to do.
@@ -83,7 +87,7 @@ pub fn raise_open_files_limit() -> u64 {
     limit.rlim_cur
 }
 
-fn proc_field_kb(pid: u32, field: &str) -> Option<f64> {
+pub(crate) fn proc_field_kb(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -105,7 +109,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / ticks.max(1.0))
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template("{msg:<22} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
@@ -281,7 +285,7 @@ async fn keep_alive(
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -420,7 +424,7 @@ fn count_finished(set: &mut tokio::task::JoinSet<bool>) -> usize {
     finished
 }
 
-fn tempfile_dir() -> anyhow::Result<TempDir> {
+pub(crate) fn tempfile_dir() -> anyhow::Result<TempDir> {
     let path =
         std::env::temp_dir().join(format!("etahoiva-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&path)?;
@@ -428,7 +432,7 @@ fn tempfile_dir() -> anyhow::Result<TempDir> {
 }
 
 /// A directory removed when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     fn path(&self) -> &Path {
