@@ -61,7 +61,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::me))
         .routes(routes!(session::set_language))
         .routes(routes!(users::list_users, users::create_user))
-        .routes(routes!(org::list_areas))
+        .routes(routes!(org::list_areas, org::create_area))
         .routes(routes!(org::list_teams))
         .routes(routes!(org::list_clients, clients::create_client))
         .routes(routes!(org::list_audit))

@@ -1,6 +1,9 @@
 //! The organisation: areas, teams and clients.
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::auth::{Admin, Authenticated, Nurse, RequireRole};
@@ -23,6 +26,47 @@ pub async fn list_areas(
     _: Authenticated,
 ) -> Result<ApiJson<Vec<Area>>, ApiError> {
     Ok(ApiJson(state.store.list_areas().await?))
+}
+
+/// A new service area.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AreaInput {
+    pub name: String,
+}
+
+/// Add a service area.
+#[utoipa::path(
+    post,
+    path = "/areas",
+    tag = "organisation",
+    security(("bearer" = [])),
+    request_body = AreaInput,
+    responses(
+        (status = 201, description = "Created", body = Area),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 409, description = "An area of that name exists", body = ErrorBody),
+        (status = 422, description = "Invalid name", body = ErrorBody),
+    )
+)]
+pub async fn create_area(
+    State(state): State<AppState>,
+    RequireRole(session, ..): RequireRole<Admin>,
+    ApiJson(input): ApiJson<AreaInput>,
+) -> Result<(StatusCode, ApiJson<Area>), ApiError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::Rejected {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "name must be 1-100 characters".into(),
+        });
+    }
+    let area = state.store.create_area(name).await?;
+    state
+        .store
+        .audit(Some(&session.user.id), "area.create", Some(&area.id), None)
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(area)))
 }
 
 /// List the teams: the central unit and the night patrols.

@@ -87,6 +87,8 @@ const GREEDY_EXAMINE_MAX: usize = 256;
 const RELOCATE_EXAMINE: usize = 256;
 /// Timeline look-ups the moving of calls may spend in all.
 const REPAIR_PROBE_BUDGET: u64 = 2_000_000;
+/// Slots of a pool's free-time index at most.
+const SLOTS: i128 = 512;
 /// Rounds of the repair pass.
 const REPAIR_ROUNDS: usize = 3;
 /// Calls of one nurse tried as the one to move away.
@@ -470,6 +472,8 @@ struct NurseState {
     /// Calls so far, kept ones included.
     load: u32,
     pool: usize,
+    /// Index among the pool's members.
+    local: usize,
 }
 
 impl NurseState {
@@ -524,11 +528,41 @@ impl NurseState {
 }
 
 /// Nurses with the same languages, skills and shifts, ordered by load.
+///
+/// The pool's working time is cut into at most [`SLOTS`] equal slots, and
+/// for every slot a bit set tells which members are free all through it, so
+/// that the nurses free at a visit's target are found without looking at
+/// each timeline.
 struct Pool {
     languages: u8,
     skills: u64,
     segs: Vec<(i64, i64)>,
     members: BTreeSet<(u32, usize)>,
+    /// Member index to nurse index.
+    nurse_of: Vec<usize>,
+    /// Start of slot 0, slot length, number of slots, words per slot.
+    base: i128,
+    slot: i128,
+    slots: usize,
+    words: usize,
+    /// `slots * words` words; bit `m` of slot `k` set = member `m` free.
+    free: Vec<u64>,
+}
+
+impl Pool {
+    /// Slots `[k0, k1]` that `[from, to)` touches, clamped to the pool's.
+    fn slot_range(&self, from: i128, to: i128) -> Option<(usize, usize)> {
+        if from >= to || self.slots == 0 {
+            return None;
+        }
+        let last = i128::try_from(self.slots - 1).ok()?;
+        let k0 = (from - self.base).div_euclid(self.slot).max(0);
+        let k1 = (to - 1 - self.base).div_euclid(self.slot).min(last);
+        if k0 > k1 {
+            return None;
+        }
+        Some((usize::try_from(k0).ok()?, usize::try_from(k1).ok()?))
+    }
 }
 
 /// The pools of one capability, ordered by their first shift start.
@@ -589,6 +623,7 @@ impl<'a> Planner<'a> {
                 entries: Vec::new(),
                 load: 0,
                 pool: NO_POOL,
+                local: 0,
             })
             .collect();
 
@@ -625,16 +660,37 @@ impl<'a> Planner<'a> {
             let next = pools.len();
             let p = *by_key.entry(key).or_insert(next);
             if p == next {
+                let base = ns.segs.first().map_or(0, |s| i128::from(s.0));
+                let end = ns.segs.last().map_or(1, |s| i128::from(s.1));
+                let span = (end - base).max(1);
+                let slot = ((span + SLOTS - 1) / SLOTS).max(1);
                 pools.push(Pool {
                     languages: nurse.languages,
                     skills: nurse.skills,
                     segs: ns.segs.clone(),
                     members: BTreeSet::new(),
+                    nurse_of: Vec::new(),
+                    base,
+                    slot,
+                    slots: usize::try_from((span + slot - 1) / slot).unwrap_or(1),
+                    words: 0,
+                    free: Vec::new(),
                 });
             }
             if let Some(pool) = pools.get_mut(p) {
                 pool.members.insert((ns.load, n));
                 ns.pool = p;
+                ns.local = pool.nurse_of.len();
+                pool.nurse_of.push(n);
+            }
+        }
+        for pool in &mut pools {
+            pool.words = pool.nurse_of.len().div_ceil(64);
+            pool.free = vec![0; pool.slots * pool.words];
+            for m in 0..pool.nurse_of.len() {
+                for k in 0..pool.slots {
+                    pool.free[k * pool.words + m / 64] |= 1 << (m % 64);
+                }
             }
         }
 
@@ -664,7 +720,7 @@ impl<'a> Planner<'a> {
             })
             .collect();
 
-        Planner {
+        let mut planner = Planner {
             input,
             turnaround,
             needs,
@@ -673,6 +729,101 @@ impl<'a> Planner<'a> {
             groups,
             assigned: vec![None; input.visits.len()],
             probes: Cell::new(0),
+        };
+        for n in 0..planner.nurses.len() {
+            let spans: Vec<(i64, i64)> = planner.nurses[n]
+                .entries
+                .iter()
+                .map(|e| (e.start, e.end))
+                .collect();
+            for (from, to) in spans {
+                planner.refresh_slots(n, from, to);
+            }
+        }
+        planner
+    }
+
+    /// Brings the free-time index of nurse `n` up to date for `[from, to)`.
+    fn refresh_slots(&mut self, n: usize, from: i64, to: i64) {
+        let Some(ns) = self.nurses.get(n) else {
+            return;
+        };
+        let Some(pool) = self.pools.get_mut(ns.pool) else {
+            return;
+        };
+        let Some((k0, k1)) = pool.slot_range(i128::from(from), i128::from(to)) else {
+            return;
+        };
+        let (word, bit) = (ns.local / 64, 1u64 << (ns.local % 64));
+        for k in k0..=k1 {
+            let start = pool.base + pool.slot * k as i128;
+            let end = start + pool.slot;
+            let i = ns.entries.partition_point(|e| i128::from(e.end) <= start);
+            let busy = ns.entries.get(i).is_some_and(|e| i128::from(e.start) < end);
+            if let Some(w) = pool.free.get_mut(k * pool.words + word) {
+                if busy {
+                    *w &= !bit;
+                } else {
+                    *w |= bit;
+                }
+            }
+        }
+    }
+
+    /// The least loaded nurse of the pools who is free to start exactly at
+    /// the target, by the free-time index, confirmed on the timeline.
+    fn free_at_target(&self, v: &PlanVisit, need: &Need, pools: &[usize]) -> Option<(usize, i64)> {
+        let target = need.target;
+        if target < need.lo || target > need.hi {
+            return None;
+        }
+        let call_end = i128::from(target) + i128::from(need.len);
+        let taken_end = call_end + i128::from(self.turnaround);
+        let mut best: Option<(u64, usize)> = None;
+        let mut acc: Vec<u64> = Vec::new();
+        for pool in pools.iter().filter_map(|&p| self.pools.get(p)) {
+            let on_shift = pool
+                .segs
+                .iter()
+                .any(|&(s, e)| s <= target && call_end <= i128::from(e));
+            if !on_shift {
+                continue;
+            }
+            let Some((k0, k1)) = pool.slot_range(i128::from(target), taken_end) else {
+                continue;
+            };
+            let penalty = if pool.languages & !v.language != 0 || pool.skills & !v.skills != 0 {
+                u64::from(SPECIALIST_RESERVE)
+            } else {
+                0
+            };
+            acc.clear();
+            acc.extend_from_slice(pool.free.get(k0 * pool.words..(k0 + 1) * pool.words)?);
+            for k in k0 + 1..=k1 {
+                let row = pool.free.get(k * pool.words..(k + 1) * pool.words)?;
+                for (a, r) in acc.iter_mut().zip(row) {
+                    *a &= r;
+                }
+            }
+            for (w, &word) in acc.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    let m = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let Some(&n) = pool.nurse_of.get(m) else {
+                        continue;
+                    };
+                    let key = (u64::from(self.nurses[n].load) + penalty, n);
+                    if best.is_none_or(|b| key < b) {
+                        best = Some(key);
+                    }
+                }
+            }
+        }
+        let (_, n) = best?;
+        match self.probe(n, need) {
+            Some((s, 0)) => Some((n, s)),
+            _ => None,
         }
     }
 
@@ -745,6 +896,9 @@ impl<'a> Planner<'a> {
         enough: usize,
         cap: usize,
     ) -> Option<(usize, i64)> {
+        if let Some(found) = self.free_at_target(v, need, pools) {
+            return Some(found);
+        }
         let mut iters: Vec<(u64, btree_set::Iter<'_, (u32, usize)>)> =
             Vec::with_capacity(pools.len());
         let mut heap = BinaryHeap::with_capacity(pools.len());
@@ -841,6 +995,7 @@ impl<'a> Planner<'a> {
         );
         let load = ns.load.saturating_add(1);
         self.set_load(n, load);
+        self.refresh_slots(n, start, end);
         if let Some(slot) = self.assigned.get_mut(vi) {
             *slot = Some((n, start));
         }
@@ -851,9 +1006,10 @@ impl<'a> Planner<'a> {
         let ns = self.nurses.get_mut(n)?;
         let from = ns.entries.partition_point(|e| e.start < start);
         let pos = ns.entries[from..].iter().position(|e| e.owner == vi)? + from;
-        ns.entries.remove(pos);
+        let removed = ns.entries.remove(pos);
         let load = ns.load.saturating_sub(1);
         self.set_load(n, load);
+        self.refresh_slots(n, removed.start, removed.end);
         Some((n, start))
     }
 
@@ -1663,6 +1819,9 @@ mod tests {
             )
     }
 
+    /// Random small instances. Times are multiplied by a random scale so
+    /// that the free-time index is sometimes exact and sometimes coarse and
+    /// out of step with the calls.
     fn arb_input() -> impl Strategy<Value = PlanInput> {
         (
             prop::collection::vec(arb_nurse(), 1..=8),
@@ -1670,23 +1829,44 @@ mod tests {
             prop::collection::vec((0usize..10, 0i64..220, -5i64..40), 0..6),
             prop_oneof![Just(0i64), 0i64..6, Just(-3i64)],
             prop_oneof![2 => Just(i64::MIN), 1 => 0i64..120],
+            prop_oneof![Just(1i64), Just(7), Just(13)],
         )
-            .prop_map(
-                |(nurses, visits, fixed, turnaround, not_before)| PlanInput {
-                    nurses,
-                    visits,
+            .prop_map(|(nurses, visits, fixed, turnaround, not_before, k)| {
+                let sc = |x: i64| x * k;
+                PlanInput {
+                    nurses: nurses
+                        .into_iter()
+                        .map(|n| PlanNurse {
+                            shifts: n.shifts.iter().map(|&(a, b)| (sc(a), sc(b))).collect(),
+                            ..n
+                        })
+                        .collect(),
+                    visits: visits
+                        .into_iter()
+                        .map(|v| PlanVisit {
+                            window_start: sc(v.window_start),
+                            window_end: sc(v.window_end),
+                            target: sc(v.target),
+                            length: sc(v.length),
+                            ..v
+                        })
+                        .collect(),
                     fixed: fixed
                         .into_iter()
                         .map(|(nurse, start, len)| Busy {
                             nurse,
-                            start,
-                            end: start + len,
+                            start: sc(start),
+                            end: sc(start + len),
                         })
                         .collect(),
-                    turnaround,
-                    not_before,
-                },
-            )
+                    turnaround: sc(turnaround),
+                    not_before: if not_before == i64::MIN {
+                        i64::MIN
+                    } else {
+                        sc(not_before)
+                    },
+                }
+            })
     }
 
     proptest! {
@@ -1817,7 +1997,8 @@ mod tests {
         let unplaced = with(vec![Err(Unplaced::NoRoom), Err(Unplaced::NoRoom)]);
         assert!(check(&base, &unplaced).is_empty());
 
-        let cases: Vec<(&str, PlanInput, Plan, fn(&Violation) -> bool)> = vec![
+        type Case = (&'static str, PlanInput, Plan, fn(&Violation) -> bool);
+        let cases: Vec<Case> = vec![
             ("count", base.clone(), with(vec![at(0, 10)]), |v| {
                 matches!(
                     v,
@@ -2390,6 +2571,46 @@ mod tests {
     }
 
     #[test]
+    fn the_one_nurse_free_on_time_is_found_among_many_busy_ones() {
+        // 300 nurses with one call each, all busy at the target; one nurse
+        // with two calls elsewhere is free. Scanning by load alone would
+        // give up long before reaching that nurse.
+        let day = [(0, 1000 * MIN)];
+        let t = 500 * MIN;
+        let mut nurses = vec![nurse(1, 0, &day); 301];
+        nurses.push(nurse(1, 0, &[]));
+        let mut fixed: Vec<Busy> = (0..300)
+            .map(|n| Busy {
+                nurse: n,
+                start: t - 5 * MIN,
+                end: t + 20 * MIN,
+            })
+            .collect();
+        for start in [100 * MIN, 200 * MIN] {
+            fixed.push(Busy {
+                nurse: 300,
+                start,
+                end: start + 10 * MIN,
+            });
+        }
+        let input = PlanInput {
+            nurses,
+            visits: vec![visit(t, 30 * MIN, 10 * MIN)],
+            fixed,
+            ..PlanInput::default()
+        };
+        let plan = plan(&input);
+        assert_valid(&input, &plan);
+        assert_eq!(
+            placed(&plan, 0),
+            Placement {
+                nurse: 300,
+                start: t
+            }
+        );
+    }
+
+    #[test]
     fn reasons_for_unplaced_visits() {
         let day = [(0, 100 * MIN)];
         let input = PlanInput {
@@ -2604,5 +2825,63 @@ mod tests {
         );
         assert!(planned.as_secs_f64() < 2.0, "planning took {planned:?}");
         assert_eq!(plan.stats.no_room, 0, "{}", plan.stats);
+
+        // Every 68th nurse on shift signs off sick at 12:00.
+        let day_start = input
+            .visits
+            .first()
+            .map_or(0, |v| v.target - v.target % 86_400_000);
+        let noon = day_start + 12 * 60 * MIN;
+        let mut nurses = input.nurses.clone();
+        let mut sick = vec![false; nurses.len()];
+        for (n, nurse) in nurses.iter_mut().enumerate().filter(|(n, _)| n % 68 == 0) {
+            if let Some(shift) = nurse.shifts.first_mut() {
+                if shift.0 < noon && shift.1 > noon {
+                    shift.1 = noon;
+                    sick[n] = true;
+                }
+            }
+        }
+        let mut fixed = input.fixed.clone();
+        let mut freed = Vec::new();
+        for (i, r) in plan.placements.iter().enumerate() {
+            if let Ok(p) = r {
+                if sick[p.nurse] && p.start >= noon {
+                    freed.push(input.visits[i].clone());
+                } else {
+                    fixed.push(Busy {
+                        nurse: p.nurse,
+                        start: p.start,
+                        end: p.start + input.visits[i].length,
+                    });
+                }
+            }
+        }
+        let replan_input = PlanInput {
+            nurses,
+            visits: freed,
+            fixed,
+            turnaround: input.turnaround,
+            not_before: noon,
+        };
+        let started = std::time::Instant::now();
+        let replan = super::plan(&replan_input);
+        let replanned = started.elapsed();
+        println!(
+            "sick at noon: {} nurses, {} visits freed, {} kept calls; replanned in {:.0} ms",
+            sick.iter().filter(|&&s| s).count(),
+            replan_input.visits.len(),
+            replan_input.fixed.len(),
+            replanned.as_secs_f64() * 1000.0,
+        );
+        println!("{}", replan.stats);
+        assert!(check(&replan_input, &replan).is_empty());
+        // Only visits pinned to a nurse who is now off sick stay out.
+        for (v, r) in replan_input.visits.iter().zip(&replan.placements) {
+            if r.is_err() {
+                assert_eq!(*r, Err(Unplaced::NoEligibleNurse));
+                assert!(v.pinned.is_some_and(|p| sick[p]), "{v:?}");
+            }
+        }
     }
 }

@@ -1,0 +1,663 @@
+//! Black-box tests of remote care visits: a real hub process, driven through
+//! its API as planners, nurses and administrators would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::edge::{eventually, provision, spawn_edge};
+use common::{add_user, login, spawn_hub_in, HubProcess};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct World {
+    hub: HubProcess,
+    http: reqwest::Client,
+    admin: String,
+    anna: String,
+    bea: String,
+    client: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn get(w: &World, token: &str, path: &str) -> (u16, Value) {
+    let r = w
+        .http
+        .get(w.hub.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn send(w: &World, method: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = w
+        .http
+        .request(method.parse().expect("method"), w.hub.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn helsinki_now() -> jiff::Zoned {
+    jiff::Zoned::now().in_tz("Europe/Helsinki").expect("zone")
+}
+
+/// Civil time in Helsinki `minutes` from now, to the minute.
+fn local_in(minutes: i64) -> (String, String) {
+    let t = helsinki_now() + jiff::SignedDuration::from_mins(minutes);
+    (
+        t.strftime("%Y-%m-%dT%H:%M").to_string(),
+        t.date().to_string(),
+    )
+}
+
+fn rfc3339_in(minutes: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes)).to_string()
+}
+
+/// A hub with an administrator, two nurses on shift now and one client whose named nurse is Anna.
+async fn world(env: &[(&str, &str)]) -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    add_user(dir.path(), "admin", "admin", PASSWORD);
+    add_user(dir.path(), "anna", "nurse", PASSWORD);
+    add_user(dir.path(), "bea", "nurse", PASSWORD);
+    let hub = spawn_hub_in(dir.path(), "hub", &[], env);
+    let http = hub.client();
+    let admin = login(&http, &hub, "admin", PASSWORD).await;
+    let mut w = World {
+        hub,
+        http,
+        admin,
+        anna: String::new(),
+        bea: String::new(),
+        client: String::new(),
+        _dir: dir,
+    };
+    let (_, users) = get(&w, &w.admin, "/api/v1/users").await;
+    let id_of = |name: &str| {
+        users
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["username"] == name)
+            .and_then(|u| u["id"].as_str())
+            .expect("user")
+            .to_string()
+    };
+    w.anna = id_of("anna");
+    w.bea = id_of("bea");
+    for nurse in [&w.anna, &w.bea] {
+        let (s, _) = send(
+            &w,
+            "PUT",
+            &w.admin,
+            &format!("/api/v1/nurses/{nurse}/profile"),
+            json!({"languages": ["fi"], "skills": ["medication"]}),
+        )
+        .await;
+        assert_eq!(s, 204);
+        let (s, shift) = send(
+            &w,
+            "POST",
+            &w.admin,
+            "/api/v1/shifts",
+            json!({"nurse_id": nurse, "starts_at": rfc3339_in(-60), "ends_at": rfc3339_in(8 * 60)}),
+        )
+        .await;
+        assert_eq!(s, 201, "{shift}");
+    }
+    let (s, area) = send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/areas",
+        json!({"name": "Lestijoki"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{area}");
+    let (s, client) = send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/clients",
+        json!({
+            "name": "Aili Hautala", "language": "fi", "area_id": area["id"],
+            "address": "Kirkkotie 12, Kannus", "named_nurse_id": w.anna, "consent_auto_answer": true
+        }),
+    )
+    .await;
+    assert_eq!(s, 201, "{client}");
+    assert_eq!(client["time_zone"], "Europe/Helsinki");
+    w.client = client["id"].as_str().expect("id").to_string();
+    w
+}
+
+/// Puts a daily plan with one rule at `minutes` from now; returns the local date of the first visit.
+async fn daily_plan(w: &World, minutes: i64, purpose: &str) -> (String, Value) {
+    let (dtstart, date) = local_in(minutes);
+    let (s, saved) = send(
+        w,
+        "PUT",
+        &w.admin,
+        &format!("/api/v1/clients/{}/plan", w.client),
+        json!({"rules": [{
+            "dtstart": dtstart, "rrule": "FREQ=DAILY", "window_before_min": 30,
+            "window_after_min": 30, "length_min": 10, "purpose": purpose, "skill": "medication"
+        }]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{saved}");
+    (date, saved)
+}
+
+async fn worklist(w: &World, token: &str, date: &str) -> Vec<Value> {
+    let (s, list) = get(w, token, &format!("/api/v1/worklist?date={date}")).await;
+    assert_eq!(s, 200, "{list}");
+    list.as_array().expect("list").clone()
+}
+
+async fn act(w: &World, token: &str, visit: &str, body: Value) -> (u16, Value) {
+    send(
+        w,
+        "POST",
+        token,
+        &format!("/api/v1/visits/{visit}/actions"),
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn plan_to_worklist_to_completed_visit() {
+    let w = world(&[]).await;
+    let (date, saved) = daily_plan(&w, 40, "Aamulääkkeet").await;
+    // 14 days of daily visits, the first one 40 minutes from now.
+    let generated = saved["generated"]["visits"].as_u64().expect("count");
+    assert!((14..=15).contains(&generated), "{saved}");
+    assert!(saved["plan"]["rules"][0]["ical"]
+        .as_str()
+        .expect("ical")
+        .starts_with("DTSTART;TZID=Europe/Helsinki:"));
+
+    let (s, report) = send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": date}),
+    )
+    .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["placed"], 1, "{report}");
+    assert_eq!(report["unplaced"], json!([]));
+    assert_eq!(report["continuity"]["named_nurse_kept"], 1, "{report}");
+
+    let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
+    let bea = login(&w.http, &w.hub, "bea", PASSWORD).await;
+    let list = worklist(&w, &anna, &date).await;
+    assert_eq!(list.len(), 1, "the named nurse has the visit: {list:?}");
+    let visit = &list[0];
+    assert_eq!(visit["client_name"], "Aili Hautala");
+    assert_eq!(visit["purpose"], "Aamulääkkeet");
+    assert_eq!(visit["status"], "planned");
+    let start = visit["scheduled_start"].as_i64().expect("a call time");
+    assert!(start >= visit["window_start"].as_i64().expect("window"));
+    assert!(start + 600_000 <= visit["window_end"].as_i64().expect("window"));
+    assert!(worklist(&w, &bea, &date).await.is_empty());
+    // A nurse reads only her own worklist.
+    let (s, _) = get(
+        &w,
+        &bea,
+        &format!("/api/v1/worklist?date={date}&nurse_id={}", w.anna),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    let id = visit["id"].as_str().expect("id");
+    // Outcome before the call: refused, nothing changes.
+    let (s, body) = act(&w, &anna, id, json!({"action": "answered"})).await;
+    assert_eq!(s, 409, "{body}");
+    let (s, v) = act(&w, &anna, id, json!({"action": "call"})).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("calling")), "{v}");
+    assert_eq!(v["attempts"], 1);
+    let (s, v) = act(&w, &anna, id, json!({"action": "answered"})).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("in_progress")));
+    let (s, v) = act(
+        &w,
+        &anna,
+        id,
+        json!({"action": "complete", "outcome": "needs_follow_up", "note": "Lääkkeet otettu, huimausta"}),
+    )
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("completed")), "{v}");
+    assert_eq!(v["outcome"], "needs_follow_up");
+    assert!(v["started_at"].is_i64() && v["ended_at"].is_i64());
+    let (s, detail) = get(&w, &anna, &format!("/api/v1/visits/{id}")).await;
+    assert_eq!(s, 200);
+    let steps: Vec<&str> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| e["to_status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(steps, ["calling", "in_progress", "completed"]);
+    // Bad outcomes are refused clearly.
+    let (s, body) = act(
+        &w,
+        &anna,
+        id,
+        json!({"action": "complete", "outcome": "great"}),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+
+    // The day as iCalendar, signed in and through a private feed address.
+    let r = w
+        .http
+        .get(w.hub.url(&format!("/api/v1/worklist.ics?date={date}")))
+        .bearer_auth(&anna)
+        .send()
+        .await
+        .expect("ics");
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/calendar")));
+    let ics = r.text().await.expect("body");
+    assert!(
+        ics.contains("BEGIN:VEVENT") && ics.contains(&format!("UID:visit-{id}@etahoiva")),
+        "{ics}"
+    );
+    assert!(ics.contains("Aamulääkkeet – Aili H."), "{ics}");
+    let (s, feed) = send(&w, "POST", &anna, "/api/v1/me/calendar", json!({})).await;
+    assert_eq!(s, 200);
+    let path = feed["path"].as_str().expect("path");
+    let public = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(w.hub.data_dir.join("tls/ca.pem")).expect("ca"),
+            )
+            .expect("pem"),
+        )
+        .build()
+        .expect("client");
+    let feed_text = public
+        .get(w.hub.url(path))
+        .send()
+        .await
+        .expect("feed")
+        .text()
+        .await
+        .expect("text");
+    assert!(feed_text.contains("BEGIN:VCALENDAR"), "{feed_text}");
+    let wrong = public
+        .get(w.hub.url("/calendar/not-a-token.ics"))
+        .send()
+        .await
+        .expect("feed");
+    assert_eq!(wrong.status(), 404);
+}
+
+#[tokio::test]
+async fn unanswered_calls_become_a_missed_visit_with_exactly_one_alert() {
+    // One try, and a call that rings a second counts as unanswered.
+    let w = world(&[
+        ("ETAHOIVA_VISIT_MAX_TRIES", "1"),
+        ("ETAHOIVA_VISIT_RING_SECS", "1"),
+    ])
+    .await;
+    let (date, _) = daily_plan(&w, 20, "Iltatarkistus").await;
+    let (s, _) = send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": date}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
+    let list = worklist(&w, &anna, &date).await;
+    let id = list[0]["id"].as_str().expect("id").to_string();
+    let (s, _) = act(&w, &anna, &id, json!({"action": "call"})).await;
+    assert_eq!(s, 200);
+    // The hub's clock notices the unanswered call and, with no tries left, the visit is missed.
+    let missed = eventually(Duration::from_secs(20), || async {
+        let (_, v) = get(&w, &anna, &format!("/api/v1/visits/{id}")).await;
+        v["status"] == "missed"
+    })
+    .await;
+    assert!(missed, "the visit was not marked missed");
+    // More ticks pass; the alert exists exactly once.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (s, alerts) = get(&w, &anna, "/api/v1/alerts").await;
+    assert_eq!(s, 200);
+    let mine: Vec<&Value> = alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["visit_id"] == id.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{alerts}");
+    assert_eq!(mine[0]["kind"], "missed_visit");
+    assert_eq!(mine[0]["client_id"], w.client.as_str());
+    // A missed visit takes no more calls.
+    let (s, _) = act(&w, &anna, &id, json!({"action": "call"})).await;
+    assert_eq!(s, 409);
+}
+
+#[tokio::test]
+async fn plan_edits_leave_history_alone_and_pauses_suppress_visits() {
+    let w = world(&[]).await;
+    let (date, saved) = daily_plan(&w, 30, "Aamulääkkeet").await;
+    let rule_id = saved["plan"]["rules"][0]["id"]
+        .as_str()
+        .expect("rule")
+        .to_string();
+    send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": date}),
+    )
+    .await;
+    let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
+    let first = worklist(&w, &anna, &date).await[0].clone();
+    let id = first["id"].as_str().expect("id").to_string();
+    act(&w, &anna, &id, json!({"action": "call"})).await;
+    let (s, _) = act(&w, &anna, &id, json!({"action": "complete"})).await;
+    assert_eq!(s, 200);
+
+    // Move the rule 2 hours later: future visits move, the done one stays as it was.
+    let (dtstart, _) = local_in(150);
+    let (s, saved) = send(
+        &w,
+        "PUT",
+        &w.admin,
+        &format!("/api/v1/clients/{}/plan", w.client),
+        json!({"rules": [{"id": rule_id, "dtstart": dtstart, "rrule": "FREQ=DAILY", "length_min": 10, "purpose": "Lääkkeet"}]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{saved}");
+    let (_, done) = get(&w, &anna, &format!("/api/v1/visits/{id}")).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(
+        done["planned_at"], first["planned_at"],
+        "history is not rewritten"
+    );
+    assert_eq!(done["purpose"], "Aamulääkkeet");
+    let (_, visits) = get(
+        &w,
+        &w.admin,
+        &format!(
+            "/api/v1/clients/{}/visits?from={}",
+            w.client,
+            rfc3339_in(-60)
+        ),
+    )
+    .await;
+    let visits = visits.as_array().expect("visits");
+    let future: Vec<&Value> = visits.iter().filter(|v| v["status"] == "planned").collect();
+    assert!(!future.is_empty());
+    assert!(
+        future.iter().all(|v| v["purpose"] == "Lääkkeet"),
+        "{visits:?}"
+    );
+    assert_eq!(visits.iter().filter(|v| v["id"] == id.as_str()).count(), 1);
+
+    // A hospital stay from tomorrow for three days removes those visits, and ending it brings them back.
+    let count = |vs: &Value| vs.as_array().map(|a| a.len()).unwrap_or(0);
+    let (_, before) = get(
+        &w,
+        &w.admin,
+        &format!("/api/v1/clients/{}/visits", w.client),
+    )
+    .await;
+    let (s, pause) = send(
+        &w,
+        "POST",
+        &w.admin,
+        &format!("/api/v1/clients/{}/pauses", w.client),
+        json!({"starts_at": rfc3339_in(24 * 60), "ends_at": rfc3339_in(4 * 24 * 60), "reason": "sairaala"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{pause}");
+    let (_, during) = get(
+        &w,
+        &w.admin,
+        &format!("/api/v1/clients/{}/visits", w.client),
+    )
+    .await;
+    assert_eq!(
+        count(&during),
+        count(&before) - 3,
+        "three daily visits paused"
+    );
+    let (s, _) = send(
+        &w,
+        "DELETE",
+        &w.admin,
+        &format!(
+            "/api/v1/clients/{}/pauses/{}",
+            w.client,
+            pause["id"].as_str().expect("id")
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, after) = get(
+        &w,
+        &w.admin,
+        &format!("/api/v1/clients/{}/visits", w.client),
+    )
+    .await;
+    assert_eq!(count(&after), count(&before));
+}
+
+#[tokio::test]
+async fn a_nurse_off_sick_hands_her_calls_to_the_others() {
+    let w = world(&[]).await;
+    let (date, _) = daily_plan(&w, 60, "Aamulääkkeet").await;
+    send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": date}),
+    )
+    .await;
+    let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
+    let bea = login(&w.http, &w.hub, "bea", PASSWORD).await;
+    assert_eq!(worklist(&w, &anna, &date).await.len(), 1);
+    // Bea may not sign Anna off; Anna may.
+    let (s, _) = send(
+        &w,
+        "POST",
+        &bea,
+        &format!("/api/v1/nurses/{}/sign-off", w.anna),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, report) = send(
+        &w,
+        "POST",
+        &anna,
+        &format!("/api/v1/nurses/{}/sign-off", w.anna),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{report}");
+    assert!(worklist(&w, &anna, &date).await.is_empty());
+    let moved = worklist(&w, &bea, &date).await;
+    assert_eq!(moved.len(), 1, "the visit went to the nurse still on shift");
+    // A planner pins it to Anna although she is off: the pin holds, the
+    // report says the visit has no time, and nobody else takes it.
+    let (s, pinned) = send(
+        &w,
+        "POST",
+        &w.admin,
+        &format!(
+            "/api/v1/visits/{}/pin",
+            moved[0]["id"].as_str().expect("id")
+        ),
+        json!({"nurse_id": w.anna}),
+    )
+    .await;
+    assert_eq!(s, 200, "{pinned}");
+    assert_eq!(
+        pinned["unplaced"].as_array().map(Vec::len),
+        Some(1),
+        "{pinned}"
+    );
+    assert!(
+        worklist(&w, &bea, &date).await.is_empty(),
+        "a pin is never broken by the planner"
+    );
+}
+
+#[tokio::test]
+async fn bad_plans_are_refused_with_the_reason_and_change_nothing() {
+    let w = world(&[]).await;
+    let path = format!("/api/v1/clients/{}/plan", w.client);
+    for (rule, needle) in [
+        (
+            json!({"dtstart": "2026-11-23T08:00", "rrule": "FREQ=SOMETIMES", "purpose": "x"}),
+            "RRULE",
+        ),
+        (
+            json!({"dtstart": "2026-11-23T08:00", "rrule": "FREQ=MINUTELY", "purpose": "x"}),
+            "at most",
+        ),
+        (
+            json!({"dtstart": "23.11.2026 8:00", "purpose": "x"}),
+            "dtstart",
+        ),
+        (
+            json!({"dtstart": "2026-11-23T08:00", "purpose": ""}),
+            "purpose",
+        ),
+        (
+            json!({"dtstart": "2026-11-23T08:00", "purpose": "x", "length_min": 90, "window_before_min": 10, "window_after_min": 10}),
+            "window",
+        ),
+        (
+            json!({"dtstart": "2026-11-23T08:00", "purpose": "x", "language": "de"}),
+            "language",
+        ),
+        (
+            json!({"dtstart": "2026-11-23T08:00", "purpose": "x", "id": "not-in-plan"}),
+            "not in this plan",
+        ),
+    ] {
+        let (s, body) = send(&w, "PUT", &w.admin, &path, json!({"rules": [rule]})).await;
+        assert_eq!(s, 422, "{body}");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    let (s, plan) = get(&w, &w.admin, &path).await;
+    assert_eq!(s, 200);
+    assert_eq!(plan["rules"], json!([]), "nothing stored");
+    let (s, _) = send(
+        &w,
+        "PATCH",
+        &w.admin,
+        &format!("/api/v1/clients/{}", w.client),
+        json!({"time_zone": "Mars/Olympus"}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let r = w
+        .http
+        .put(w.hub.url(&path))
+        .bearer_auth(&w.admin)
+        .header("content-type", "application/json")
+        .body("{\"rules\": [")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 400);
+    let (s, _) = send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": "tomorrow"}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    // Nurses cannot create clients; the OpenAPI document lists the new routes.
+    let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
+    let (s, _) = send(&w, "POST", &anna, "/api/v1/clients", json!({})).await;
+    assert!(s == 403 || s == 422, "{s}");
+    let doc: Value = w
+        .http
+        .get(w.hub.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .expect("doc")
+        .json()
+        .await
+        .expect("json");
+    for p in [
+        "/api/v1/clients/{id}/plan",
+        "/api/v1/worklist",
+        "/api/v1/schedule/assign",
+        "/api/v1/visits/{id}/actions",
+        "/api/v1/worklist.ics",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing from OpenAPI");
+    }
+}
+
+#[tokio::test]
+async fn the_terminal_shows_the_next_call_also_offline() {
+    let w = world(&[]).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let bundle = provision(&w.hub, root.path(), "Aili", &["--client", &w.client]);
+    let edge = spawn_edge(&bundle);
+    let (date, _) = daily_plan(&w, 90, "Aamulääkkeet").await;
+    send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": date}),
+    )
+    .await;
+    let kiosk = reqwest::Client::new();
+    let shown = eventually(Duration::from_secs(20), || async {
+        let state = edge.kiosk_state(&kiosk).await;
+        state["next_call"]
+            .as_str()
+            .is_some_and(|t| t.contains("Anna") || t.contains("anna"))
+    })
+    .await;
+    let state = edge.kiosk_state(&kiosk).await;
+    assert!(
+        shown,
+        "the kiosk shows the next call with the nurse: {state}"
+    );
+    let text = state["next_call"].as_str().expect("text").to_string();
+    assert!(
+        text.contains("Seuraava"),
+        "in the client's language: {text}"
+    );
+    // The hub goes away; the kiosk still shows the call from its cache.
+    drop(w);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let state = edge.kiosk_state(&kiosk).await;
+    assert_eq!(state["next_call"].as_str(), Some(text.as_str()), "{state}");
+}
