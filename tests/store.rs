@@ -218,6 +218,123 @@ async fn organisation(store: &Store) {
 }
 
 /// Runs every shared check on a fresh store produced by `open`.
+/// Care plans, visits, their lifecycle and the missed-visit alert, the same on both backends.
+async fn schedule(store: &Store) {
+    use etahoiva::schedule::generate::{extend_horizon, VisitRuleInput};
+    use etahoiva::schedule::lifecycle::{Action, RetryPolicy, VisitState, VisitStatus};
+    let nurse = store
+        .create_user(new_user("planner-nurse", &[Role::Nurse]))
+        .await
+        .expect("nurse");
+    store
+        .set_nurse_profile(&nurse.id, &["fi".into(), "sv".into()], &["diabetes".into()])
+        .await
+        .expect("profile");
+    let nurses = store.list_nurses().await.expect("nurses");
+    let me = nurses.iter().find(|n| n.id == nurse.id).expect("listed");
+    assert_eq!(me.languages, ["fi", "sv"]);
+    assert_eq!(me.skills, ["diabetes"]);
+    let area = store.create_area("Kaustinen").await.expect("area");
+    let client = store
+        .create_client(NewClient {
+            name: "Eino Kallio".into(),
+            language: "fi".into(),
+            area_id: area.id.clone(),
+            address: "Lestintie 9".into(),
+            named_nurse_id: Some(nurse.id.clone()),
+            consent_auto_answer: true,
+            time_zone: Some("Europe/Stockholm".into()),
+        })
+        .await
+        .expect("client");
+    let today = jiff::Zoned::now().in_tz("Europe/Stockholm").expect("zone").date();
+    let rule = VisitRuleInput {
+        id: None,
+        dtstart: format!("{today}T10:00"),
+        rrule: Some("FREQ=DAILY;COUNT=5".into()),
+        exdates: vec![],
+        rdates: vec![],
+        window_before_min: 30,
+        window_after_min: 30,
+        length_min: 10,
+        purpose: "Blodsocker".into(),
+        skill: Some("diabetes".into()),
+        language: None,
+    }
+    .into_record(&client)
+    .expect("valid rule");
+    store.replace_plan(&client.id, &[rule.clone()]).await.expect("plan");
+    assert_eq!(store.plan_rules(&client.id).await.expect("rules"), [rule.clone()]);
+    let now = etahoiva::store::now_ms();
+    let first = extend_horizon(store, now - 86_400_000, 14).await.expect("generate");
+    let again = extend_horizon(store, now - 86_400_000, 14).await.expect("generate");
+    assert!(first.visits >= 4, "{first:?}");
+    assert_eq!(again.written, 0, "generation is idempotent");
+    let visits = store
+        .client_visits(&client.id, now - 2 * 86_400_000, now + 14 * 86_400_000)
+        .await
+        .expect("visits");
+    assert_eq!(visits.len(), first.visits);
+    // The zone is the client's: 10:00 in Stockholm.
+    let local = jiff::Timestamp::from_millisecond(visits[0].planned_at)
+        .expect("ts")
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm").expect("tz"));
+    assert_eq!((local.hour(), local.minute()), (10, 0));
+
+    // Lifecycle to missed, twice from two "hubs": one stored transition, one alert.
+    let v = &visits[0];
+    let state = VisitState {
+        status: VisitStatus::Planned,
+        attempts: 0,
+        next_attempt_at: None,
+        status_since: v.status_since,
+        window_start: v.window_start,
+        window_end: v.window_end,
+    };
+    let t = state
+        .step(Action::Tick, v.window_end + 1, &RetryPolicy::default())
+        .expect("valid")
+        .expect("missed");
+    assert!(t.missed);
+    let (a, b) = tokio::join!(
+        store.transition_visit(&v.id, VisitStatus::Planned, &t, now, None, None, None),
+        store.transition_visit(&v.id, VisitStatus::Planned, &t, now, None, None, None),
+    );
+    assert_eq!(
+        [a.expect("first"), b.expect("second")].iter().filter(|x| **x).count(),
+        1,
+        "exactly one writer wins"
+    );
+    let alerts = store.alerts(100).await.expect("alerts");
+    assert_eq!(
+        alerts.iter().filter(|x| x.visit_id.as_deref() == Some(v.id.as_str())).count(),
+        1
+    );
+    assert_eq!(store.visit_timeline(&v.id).await.expect("timeline").len(), 1);
+
+    // Assignment and the worklist.
+    let w = &visits[1];
+    store
+        .apply_assignments(&[etahoiva::store::Assignment {
+            visit_id: w.id.clone(),
+            nurse_id: Some(nurse.id.clone()),
+            scheduled_start: Some(w.planned_at),
+        }])
+        .await
+        .expect("assign");
+    let list = store
+        .worklist(&nurse.id, w.window_start - 3_600_000, w.window_end + 3_600_000)
+        .await
+        .expect("worklist");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].client_name, "Eino Kallio");
+    // Edits keep finished visits: the missed one stays when the rule goes.
+    store.replace_plan(&client.id, &[]).await.expect("empty plan");
+    let kept = store.get_visit(&v.id).await.expect("history kept");
+    assert_eq!(kept.status, "missed");
+    assert_eq!(kept.rule_id, None);
+}
+
 async fn suite<F, Fut>(open: F)
 where
     F: Fn() -> Fut,
@@ -229,6 +346,7 @@ where
     sessions_expire(&store).await;
     concurrent_writers(&store).await;
     organisation(&store).await;
+    schedule(&store).await;
     store.close().await;
     // Reopening finds everything again (and migrations are idempotent).
     let reopened = open().await;

@@ -50,18 +50,24 @@
 //! Each nurse's timeline is a sorted list of taken intervals; the best
 //! start on one nurse is found with a binary search and a walk over the
 //! gaps inside the visit's window. Nurses with the same languages, skills
-//! and shifts form a pool ordered by load, and pools are indexed by
-//! capability and shift start, so a visit only looks at nurses who could
-//! take it and, in the first pass, at a bounded number of them.
+//! and shifts form a pool, ordered by load and indexed by capability and
+//! shift start, so a visit only looks at nurses who could take it. Each
+//! pool also keeps a free-time index (its working time cut into at most 512
+//! slots, with a bit per member and slot), which finds the least loaded
+//! nurse free to start exactly on the target without walking every
+//! timeline; only when nobody is free on time are the nurses examined one
+//! by one in order of load, a bounded number of them.
 //!
 //! Visits are taken in order of target time, in passes: pinned visits on
 //! their nurse; visits on their named nurse; the rest on the first known
-//! nurse with room; the rest on the best nurse of the pools. A repair pass
-//! then retries every unplaced visit against all eligible nurses and, when
-//! none has room, moves one call of an eligible nurse to another nurse or
-//! time to make room (a call on its named nurse only moves in time, a
-//! pinned call never leaves its nurse). Finally calls move to their named
-//! nurse where that nurse has room, and unplaced visits are tried once more.
+//! nurse with room; the rest on the best nurse of the pools. Then calls
+//! move to their named nurse where that nurse has room, and a repair pass
+//! retries every unplaced visit against all eligible nurses and, when none
+//! has room, moves one call of an eligible nurse to another nurse or time
+//! to make room (a call on its named nurse only moves in time, a pinned
+//! call never leaves its nurse). Finally calls move to their named nurse
+//! again where room has opened, and unplaced visits are tried once more, so
+//! that no unplaced visit fits anywhere in the finished plan.
 //!
 //! When a nurse signs off sick the caller cuts the nurse's shift, passes
 //! the calls that stay as [`PlanInput::fixed`] and plans the freed visits.
@@ -208,7 +214,7 @@ pub struct PlanStats {
     pub no_eligible_nurse: usize,
     pub no_room: usize,
     pub window_passed: usize,
-    /// Visits whose named nurse is a known nurse index.
+    /// Visits whose named nurse is a valid nurse index.
     pub with_named_nurse: usize,
     /// Of those, the visits the named nurse could take at all: eligible,
     /// not pinned to someone else, and on shift for the call in the window.
@@ -537,7 +543,8 @@ struct Pool {
     languages: u8,
     skills: u64,
     segs: Vec<(i64, i64)>,
-    members: BTreeSet<(u32, usize)>,
+    /// (load, nurse, member index), least loaded first.
+    members: BTreeSet<Member>,
     /// Member index to nurse index.
     nurse_of: Vec<usize>,
     /// Start of slot 0, slot length, number of slots, words per slot.
@@ -576,6 +583,8 @@ struct Group {
 }
 
 type PoolKey = (u8, u64, Vec<(i64, i64)>);
+/// A pool member: (load, nurse index, member index).
+type Member = (u32, usize, usize);
 
 fn fits(languages: u8, skills: u64, v: &PlanVisit) -> bool {
     v.language & !languages == 0 && v.skills & !skills == 0
@@ -678,9 +687,9 @@ impl<'a> Planner<'a> {
                 });
             }
             if let Some(pool) = pools.get_mut(p) {
-                pool.members.insert((ns.load, n));
                 ns.pool = p;
                 ns.local = pool.nurse_of.len();
+                pool.members.insert((ns.load, n, ns.local));
                 pool.nurse_of.push(n);
             }
         }
@@ -797,6 +806,15 @@ impl<'a> Planner<'a> {
             } else {
                 0
             };
+            let key = |&(load, n, _): &Member| (u64::from(load) + penalty, n);
+            // The pool's least loaded member cannot beat the best so far.
+            if pool
+                .members
+                .first()
+                .is_none_or(|m| best.is_some_and(|b| key(m) >= b))
+            {
+                continue;
+            }
             acc.clear();
             acc.extend_from_slice(pool.free.get(k0 * pool.words..(k0 + 1) * pool.words)?);
             for k in k0 + 1..=k1 {
@@ -805,18 +823,19 @@ impl<'a> Planner<'a> {
                     *a &= r;
                 }
             }
-            for (w, &word) in acc.iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    let m = w * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let Some(&n) = pool.nurse_of.get(m) else {
-                        continue;
-                    };
-                    let key = (u64::from(self.nurses[n].load) + penalty, n);
-                    if best.is_none_or(|b| key < b) {
-                        best = Some(key);
-                    }
+            if acc.iter().all(|&w| w == 0) {
+                continue;
+            }
+            // Members by load: the first one free is the pool's best.
+            for member in &pool.members {
+                let k = key(member);
+                if best.is_some_and(|b| k >= b) {
+                    break;
+                }
+                let m = member.2;
+                if acc.get(m / 64).is_some_and(|w| w >> (m % 64) & 1 == 1) {
+                    best = Some(k);
+                    break;
                 }
             }
         }
@@ -899,8 +918,7 @@ impl<'a> Planner<'a> {
         if let Some(found) = self.free_at_target(v, need, pools) {
             return Some(found);
         }
-        let mut iters: Vec<(u64, btree_set::Iter<'_, (u32, usize)>)> =
-            Vec::with_capacity(pools.len());
+        let mut iters: Vec<(u64, btree_set::Iter<'_, Member>)> = Vec::with_capacity(pools.len());
         let mut heap = BinaryHeap::with_capacity(pools.len());
         for (slot, pool) in pools.iter().filter_map(|&p| self.pools.get(p)).enumerate() {
             let spare = pool.languages & !v.language != 0 || pool.skills & !v.skills != 0;
@@ -910,7 +928,7 @@ impl<'a> Planner<'a> {
                 0
             };
             let mut it = pool.members.iter();
-            if let Some(&(load, n)) = it.next() {
+            if let Some(&(load, n, _)) = it.next() {
                 heap.push(Reverse((u64::from(load) + penalty, n, slot)));
             }
             iters.push((penalty, it));
@@ -933,7 +951,7 @@ impl<'a> Planner<'a> {
                 }
             }
             if let Some((penalty, it)) = iters.get_mut(slot) {
-                if let Some(&(load, m)) = it.next() {
+                if let Some(&(load, m, _)) = it.next() {
                     heap.push(Reverse((u64::from(load) + *penalty, m, slot)));
                 }
             }
@@ -973,8 +991,8 @@ impl<'a> Planner<'a> {
         let old = ns.load;
         ns.load = load;
         if let Some(pool) = self.pools.get_mut(ns.pool) {
-            pool.members.remove(&(old, n));
-            pool.members.insert((load, n));
+            pool.members.remove(&(old, n, ns.local));
+            pool.members.insert((load, n, ns.local));
         }
     }
 
@@ -1130,7 +1148,7 @@ impl<'a> Planner<'a> {
         let mut pools = Vec::new();
         self.candidate_pools(v, need, &mut pools);
         for &p in &pools {
-            for &(_, n) in &self.pools[p].members {
+            for &(_, n, _) in &self.pools[p].members {
                 if !seen[n] {
                     seen[n] = true;
                     out.push(n);
