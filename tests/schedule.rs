@@ -661,3 +661,131 @@ async fn the_terminal_shows_the_next_call_also_offline() {
     let state = edge.kiosk_state(&kiosk).await;
     assert_eq!(state["next_call"].as_str(), Some(text.as_str()), "{state}");
 }
+
+#[tokio::test]
+async fn browser_worklist_calls_updates_live_and_records_the_outcome() {
+    if !common::browser::available("browser_worklist_calls_updates_live_and_records_the_outcome") {
+        return;
+    }
+    let w = world(&[]).await;
+    let (date, _) = daily_plan(&w, 45, "Aamulääkkeet").await;
+    let (_, _) = send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": date}),
+    )
+    .await;
+    let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
+    // The day of the visit must be today for the console (it shows today).
+    if date != helsinki_now().date().to_string() {
+        eprintln!(
+            "SKIPPED browser worklist check: the visit falls on tomorrow (run near midnight)"
+        );
+        return;
+    }
+    let id = worklist(&w, &anna, &date).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let browser = common::browser::Browser::start().await;
+    browser.goto(&w.hub.url("/login?next=/console/nurse")).await;
+    let Some(user) = browser.find("#username").await else {
+        let page = browser
+            .script("return location.href + ' | ' + document.title + ' | ' + document.body.innerHTML.slice(0, 400)")
+            .await;
+        panic!("no sign-in form: {page}");
+    };
+    browser.type_text(&user, "anna").await;
+    let pass = browser.find("#password").await.expect("password field");
+    browser.type_text(&pass, PASSWORD).await;
+    let submit = browser
+        .find("form button[type=submit]")
+        .await
+        .expect("sign-in button");
+    browser.click(&submit).await;
+    let row = format!("tr[data-visit=\"{id}\"]");
+    assert!(
+        browser
+            .wait_until(
+                &format!("return !!document.querySelector('{row}')"),
+                Duration::from_secs(15)
+            )
+            .await,
+        "the worklist shows the visit"
+    );
+    let text = browser
+        .script(&format!("return document.querySelector('{row}').innerText"))
+        .await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains("Aili Hautala") && text.contains("Aamulääkkeet"),
+        "{text}"
+    );
+    // The page says its language, and the client's name carries the client's.
+    let lang = browser.script("return document.documentElement.lang").await;
+    assert!(
+        ["fi", "sv", "en"].contains(&lang.as_str().unwrap_or_default()),
+        "{lang}"
+    );
+    let client_lang = browser
+        .script(&format!(
+            "return document.querySelector('{row} th span').lang"
+        ))
+        .await;
+    assert_eq!(client_lang, "fi");
+
+    // One click: call.
+    let call = browser
+        .find(&format!("{row} button[value=call]"))
+        .await
+        .expect("call button");
+    browser.click(&call).await;
+    let status_is = |s: &str| {
+        format!("return document.querySelector('{row}')?.getAttribute('data-status') === '{s}'")
+    };
+    assert!(
+        browser
+            .wait_until(&status_is("calling"), Duration::from_secs(15))
+            .await,
+        "calling shown"
+    );
+
+    // The client answers (another actor): the open page updates by itself.
+    let (s, _) = act(&w, &anna, &id, json!({"action": "answered"})).await;
+    assert_eq!(s, 200);
+    assert!(
+        browser
+            .wait_until(&status_is("in_progress"), Duration::from_secs(15))
+            .await,
+        "the worklist updates live"
+    );
+
+    // Outcome: a short note and one click.
+    let note = browser
+        .find(&format!("{row} input[name=note]"))
+        .await
+        .expect("note field");
+    browser.type_text(&note, "Voi hyvin").await;
+    let done = browser
+        .find(&format!("{row} button[value=done]"))
+        .await
+        .expect("done button");
+    browser.click(&done).await;
+    assert!(
+        browser
+            .wait_until(&status_is("completed"), Duration::from_secs(15))
+            .await,
+        "completed shown"
+    );
+    let (_, v) = get(&w, &anna, &format!("/api/v1/visits/{id}")).await;
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["outcome"], "done");
+    assert_eq!(v["note"], "Voi hyvin");
+    // Every button names its visit for screen readers.
+    let unnamed = browser
+        .script("return [...document.querySelectorAll('#worklist button')].filter(b => !b.innerText.trim()).length")
+        .await;
+    assert_eq!(unnamed, 0);
+}

@@ -247,7 +247,10 @@ async fn schedule(store: &Store) {
         })
         .await
         .expect("client");
-    let today = jiff::Zoned::now().in_tz("Europe/Stockholm").expect("zone").date();
+    let today = jiff::Zoned::now()
+        .in_tz("Europe/Stockholm")
+        .expect("zone")
+        .date();
     let rule = VisitRuleInput {
         id: None,
         dtstart: format!("{today}T10:00"),
@@ -263,11 +266,21 @@ async fn schedule(store: &Store) {
     }
     .into_record(&client)
     .expect("valid rule");
-    store.replace_plan(&client.id, &[rule.clone()]).await.expect("plan");
-    assert_eq!(store.plan_rules(&client.id).await.expect("rules"), [rule.clone()]);
+    store
+        .replace_plan(&client.id, &[rule.clone()])
+        .await
+        .expect("plan");
+    assert_eq!(
+        store.plan_rules(&client.id).await.expect("rules"),
+        [rule.clone()]
+    );
     let now = etahoiva::store::now_ms();
-    let first = extend_horizon(store, now - 86_400_000, 14).await.expect("generate");
-    let again = extend_horizon(store, now - 86_400_000, 14).await.expect("generate");
+    let first = extend_horizon(store, now - 86_400_000, 14)
+        .await
+        .expect("generate");
+    let again = extend_horizon(store, now - 86_400_000, 14)
+        .await
+        .expect("generate");
     assert!(first.visits >= 4, "{first:?}");
     assert_eq!(again.written, 0, "generation is idempotent");
     let visits = store
@@ -301,16 +314,25 @@ async fn schedule(store: &Store) {
         store.transition_visit(&v.id, VisitStatus::Planned, &t, now, None, None, None),
     );
     assert_eq!(
-        [a.expect("first"), b.expect("second")].iter().filter(|x| **x).count(),
+        [a.expect("first"), b.expect("second")]
+            .iter()
+            .filter(|x| **x)
+            .count(),
         1,
         "exactly one writer wins"
     );
     let alerts = store.alerts(100).await.expect("alerts");
     assert_eq!(
-        alerts.iter().filter(|x| x.visit_id.as_deref() == Some(v.id.as_str())).count(),
+        alerts
+            .iter()
+            .filter(|x| x.visit_id.as_deref() == Some(v.id.as_str()))
+            .count(),
         1
     );
-    assert_eq!(store.visit_timeline(&v.id).await.expect("timeline").len(), 1);
+    assert_eq!(
+        store.visit_timeline(&v.id).await.expect("timeline").len(),
+        1
+    );
 
     // Assignment and the worklist.
     let w = &visits[1];
@@ -323,13 +345,20 @@ async fn schedule(store: &Store) {
         .await
         .expect("assign");
     let list = store
-        .worklist(&nurse.id, w.window_start - 3_600_000, w.window_end + 3_600_000)
+        .worklist(
+            &nurse.id,
+            w.window_start - 3_600_000,
+            w.window_end + 3_600_000,
+        )
         .await
         .expect("worklist");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].client_name, "Eino Kallio");
     // Edits keep finished visits: the missed one stays when the rule goes.
-    store.replace_plan(&client.id, &[]).await.expect("empty plan");
+    store
+        .replace_plan(&client.id, &[])
+        .await
+        .expect("empty plan");
     let kept = store.get_visit(&v.id).await.expect("history kept");
     assert_eq!(kept.status, "missed");
     assert_eq!(kept.rule_id, None);

@@ -545,8 +545,8 @@ struct Pool {
     segs: Vec<(i64, i64)>,
     /// (load, nurse, member index), least loaded first.
     members: BTreeSet<Member>,
-    /// Member index to nurse index.
-    nurse_of: Vec<usize>,
+    /// Number of members.
+    size: usize,
     /// Start of slot 0, slot length, number of slots, words per slot.
     base: i128,
     slot: i128,
@@ -678,7 +678,7 @@ impl<'a> Planner<'a> {
                     skills: nurse.skills,
                     segs: ns.segs.clone(),
                     members: BTreeSet::new(),
-                    nurse_of: Vec::new(),
+                    size: 0,
                     base,
                     slot,
                     slots: usize::try_from((span + slot - 1) / slot).unwrap_or(1),
@@ -688,15 +688,15 @@ impl<'a> Planner<'a> {
             }
             if let Some(pool) = pools.get_mut(p) {
                 ns.pool = p;
-                ns.local = pool.nurse_of.len();
+                ns.local = pool.size;
+                pool.size += 1;
                 pool.members.insert((ns.load, n, ns.local));
-                pool.nurse_of.push(n);
             }
         }
         for pool in &mut pools {
-            pool.words = pool.nurse_of.len().div_ceil(64);
+            pool.words = pool.size.div_ceil(64);
             pool.free = vec![0; pool.slots * pool.words];
-            for m in 0..pool.nurse_of.len() {
+            for m in 0..pool.size {
                 for k in 0..pool.slots {
                     pool.free[k * pool.words + m / 64] |= 1 << (m % 64);
                 }

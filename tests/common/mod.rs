@@ -2,6 +2,7 @@
 //! temporary directories, fresh databases.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod edge;
 
 use std::io::{BufRead, BufReader};
