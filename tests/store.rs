@@ -267,12 +267,12 @@ async fn schedule(store: &Store) {
     .into_record(&client)
     .expect("valid rule");
     store
-        .replace_plan(&client.id, &[rule.clone()])
+        .replace_plan(&client.id, std::slice::from_ref(&rule))
         .await
         .expect("plan");
     assert_eq!(
         store.plan_rules(&client.id).await.expect("rules"),
-        [rule.clone()]
+        [rule]
     );
     let now = etahoiva::store::now_ms();
     let first = extend_horizon(store, now - 86_400_000, 14)
