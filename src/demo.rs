@@ -273,8 +273,8 @@ fn demo_plan(
         rule(
             &format!("08:{minute:02}"),
             "FREQ=DAILY",
-            30,
-            30,
+            60,
+            60,
             10,
             if sv {
                 "Morgonmedicin"
