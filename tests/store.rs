@@ -270,10 +270,7 @@ async fn schedule(store: &Store) {
         .replace_plan(&client.id, std::slice::from_ref(&rule))
         .await
         .expect("plan");
-    assert_eq!(
-        store.plan_rules(&client.id).await.expect("rules"),
-        [rule]
-    );
+    assert_eq!(store.plan_rules(&client.id).await.expect("rules"), [rule]);
     let now = etahoiva::store::now_ms();
     let first = extend_horizon(store, now - 86_400_000, 14)
         .await

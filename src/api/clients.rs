@@ -22,13 +22,7 @@ fn unprocessable(message: impl Into<String>) -> ApiError {
 }
 
 fn check_language(lang: &str) -> Result<(), ApiError> {
-    if matches!(lang, "fi" | "sv") {
-        Ok(())
-    } else {
-        Err(unprocessable(format!(
-            "language must be fi or sv, not {lang:?}"
-        )))
-    }
+    Ok(crate::schedule::generate::check_language(lang)?)
 }
 
 fn check_zone(name: &str) -> Result<(), ApiError> {

@@ -107,16 +107,7 @@ pub async fn put_nurse_profile(
         return Err(unprocessable("languages must be one or more of fi, sv, en"));
     }
     for skill in &profile.skills {
-        let ok = !skill.is_empty()
-            && skill.len() <= 40
-            && skill
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !ok {
-            return Err(unprocessable(format!(
-                "skill {skill:?} must be 1-40 characters of a-z, 0-9, _ or -"
-            )));
-        }
+        crate::schedule::generate::check_skill(skill)?;
     }
     state
         .store
@@ -549,15 +540,6 @@ pub async fn visit_action(
         note,
     )
     .await?;
-    state
-        .store
-        .audit(
-            Some(&session.user.id),
-            "visit.action",
-            Some(&id),
-            Some(&format!("{:?} -> {}", input.action, visit.status)),
-        )
-        .await?;
     Ok(ApiJson(visit))
 }
 

@@ -304,12 +304,7 @@ pub async fn run(args: ScheduleBenchArgs) -> anyhow::Result<ScheduleBenchReport>
     let (from, to) = day_range(day, &tz);
     let stored = store.visits_between(from, to).await?;
     let shifts = store.shifts_between(from, to).await?;
-    let clients: std::collections::HashMap<String, Client> = store
-        .list_clients()
-        .await?
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect();
+    let clients: std::collections::HashMap<String, Client> = store.clients_by_id().await?;
     let continuity = measure(&stored, &shifts, &clients, &Default::default(), from, to);
     drop(stored);
 

@@ -144,12 +144,7 @@ pub async fn load_day(
     let nurses = store.list_nurses().await?;
     let shifts = store.shifts_between(day_start, day_end).await?;
     let visits = store.visits_between(day_start, day_end).await?;
-    let clients: HashMap<String, Client> = store
-        .list_clients()
-        .await?
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect();
+    let clients: HashMap<String, Client> = store.clients_by_id().await?;
     let known = store.known_nurses(not_before - KNOWN_SINCE_MS).await?;
     let (input, to_plan, fixed) = build_input(
         &nurses, &shifts, &visits, &clients, &known, day_start, day_end, replan, not_before,
@@ -385,12 +380,7 @@ pub async fn continuity(
     let (day_start, day_end) = day_range(date, &tz);
     let visits = store.visits_between(day_start, day_end).await?;
     let shifts = store.shifts_between(day_start, day_end).await?;
-    let clients: HashMap<String, Client> = store
-        .list_clients()
-        .await?
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect();
+    let clients: HashMap<String, Client> = store.clients_by_id().await?;
     let known = store.known_nurses(now - KNOWN_SINCE_MS).await?;
     Ok(measure(
         &visits, &shifts, &clients, &known, day_start, day_end,

@@ -64,7 +64,8 @@ fn bad(msg: impl Into<String>) -> ScheduleError {
     ScheduleError::Invalid(msg.into())
 }
 
-fn check_language(lang: &str) -> Result<(), ScheduleError> {
+/// Languages of clients and visits.
+pub fn check_language(lang: &str) -> Result<(), ScheduleError> {
     if matches!(lang, "fi" | "sv") {
         Ok(())
     } else {
@@ -72,7 +73,8 @@ fn check_language(lang: &str) -> Result<(), ScheduleError> {
     }
 }
 
-fn check_skill(skill: &str) -> Result<(), ScheduleError> {
+/// Skill names: short lowercase words.
+pub fn check_skill(skill: &str) -> Result<(), ScheduleError> {
     let ok = !skill.is_empty()
         && skill.len() <= 40
         && skill
@@ -282,12 +284,7 @@ pub async fn extend_horizon(
     now: i64,
     horizon_days: u32,
 ) -> Result<GenerateReport, ScheduleError> {
-    let clients: HashMap<String, Client> = store
-        .list_clients()
-        .await?
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect();
+    let clients: HashMap<String, Client> = store.clients_by_id().await?;
     let rules = store.all_rules().await?;
     let pauses = store.pauses(None).await?;
     let mut by_client: HashMap<&str, Vec<&Pause>> = HashMap::new();

@@ -36,7 +36,8 @@ pub fn state_of(v: &Visit) -> Result<VisitState, ScheduleError> {
     })
 }
 
-/// Applies `action` to a visit and stores it; a concurrent change is an error.
+/// Applies `action` to a visit, stores it and writes the audit trail; a
+/// concurrent change is an error.
 #[tracing::instrument(skip(store, notifier, policy, outcome, note), fields(visit_id = %visit_id))]
 #[allow(clippy::too_many_arguments)]
 pub async fn act(
@@ -66,6 +67,14 @@ pub async fn act(
         metrics::counter!("etahoiva_visits_missed_total").increment(1);
     }
     metrics::counter!("etahoiva_visit_transitions_total", "to" => t.status.as_str()).increment(1);
+    store
+        .audit(
+            actor,
+            "visit.action",
+            Some(visit_id),
+            Some(&format!("{action:?} -> {}", t.status.as_str())),
+        )
+        .await?;
     notifier.send(Change::Visit {
         visit_id: visit.id.clone(),
         client_id: visit.client_id.clone(),

@@ -225,6 +225,16 @@ impl Store {
 }
 
 impl Store {
+    /// Every client by id.
+    pub async fn clients_by_id(&self) -> StoreResult<std::collections::HashMap<String, Client>> {
+        Ok(self
+            .list_clients()
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect())
+    }
+
     pub async fn get_client(&self, id: &str) -> StoreResult<Client> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
         with_pool!(self, pool => sqlx::query_as::<_, Client>(&sql).bind(id).fetch_optional(pool).await)

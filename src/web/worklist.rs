@@ -182,7 +182,7 @@ pub async fn act(
         ));
     }
     let note = (!note.is_empty() && action == Action::Complete).then_some(note);
-    let visit = ticker::act(
+    ticker::act(
         &state.store,
         &state.schedule,
         &ticker::policy(&state.settings),
@@ -193,14 +193,5 @@ pub async fn act(
         note,
     )
     .await?;
-    state
-        .store
-        .audit(
-            Some(&session.user.id),
-            "visit.action",
-            Some(&id),
-            Some(&format!("{action:?} -> {}", visit.status)),
-        )
-        .await?;
     Ok(Redirect::to("/console/nurse").into_response())
 }
