@@ -378,6 +378,7 @@ async fn openapi_document_is_valid_and_every_route_but_login_needs_a_token() {
                 "get" => client.get(&url),
                 "post" => client.post(&url).json(&serde_json::json!({})),
                 "put" => client.put(&url).json(&serde_json::json!({})),
+                "patch" => client.patch(&url).json(&serde_json::json!({})),
                 "delete" => client.delete(&url),
                 other => panic!("unexpected method {other}"),
             };
