@@ -305,18 +305,15 @@ impl Store {
         with_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let mut n = 0;
-            for a in changes {
-                n += sqlx::query(
-                    "UPDATE visits SET nurse_id = $2, scheduled_start = $3, updated_at = $4 \
-                     WHERE id = $1 AND status IN ('planned', 'due', 'no_answer')",
-                )
-                .bind(&a.visit_id)
-                .bind(&a.nurse_id)
-                .bind(a.scheduled_start)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            for chunk in changes.chunks(BATCH) {
+                let mut q = sqlx::QueryBuilder::new("UPDATE visits SET nurse_id = v.column2, scheduled_start = v.column3, updated_at = ");
+                q.push_bind(now);
+                q.push(" FROM (");
+                q.push_values(chunk, |mut b, a| {
+                    b.push_bind(&a.visit_id).push_bind(&a.nurse_id).push_bind(a.scheduled_start);
+                });
+                q.push(") AS v WHERE visits.id = v.column1 AND visits.status IN ('planned', 'due', 'no_answer')");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(n)
