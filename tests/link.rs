@@ -74,7 +74,7 @@ async fn a_provisioned_terminal_comes_online_and_goes_offline_when_silent() {
             .is_some_and(|a| a.starts_with("127.0.0.1:")),
         "{d}"
     );
-    assert_eq!(d["protocol_version"], 1);
+    assert_eq!(d["protocol_version"], etahoiva_proto::PROTOCOL_VERSION);
     assert!(d["agent_version"].as_str().is_some_and(|v| !v.is_empty()));
     let kiosk = plain_http();
     let state = edge.kiosk_state(&kiosk).await;

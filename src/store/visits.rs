@@ -302,6 +302,9 @@ impl Store {
     /// Writes assignments in one transaction, only to visits that have not started.
     pub async fn apply_assignments(&self, changes: &[Assignment]) -> StoreResult<u64> {
         let now = now_ms();
+        // In key order the pages are written once each, not once per row.
+        let mut changes: Vec<&Assignment> = changes.iter().collect();
+        changes.sort_by(|a, b| a.visit_id.cmp(&b.visit_id));
         with_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let mut n = 0;
