@@ -138,9 +138,11 @@ impl Store {
     /// visits are never touched. Returns how many rows were written.
     pub async fn upsert_visits(&self, visits: &[NewVisit]) -> StoreResult<u64> {
         let now = now_ms();
-        let mut written = 0u64;
-        for chunk in visits.chunks(BATCH) {
-            written += with_pool!(self, pool => {
+        // One transaction for the whole call: one sync to disk, not one per batch.
+        with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let mut written = 0u64;
+            for chunk in visits.chunks(BATCH) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO visits (id, client_id, rule_id, occurrence, local_date, planned_at, window_start, \
                      window_end, length_min, purpose, skill, language, status, status_since, updated_at) ",
@@ -182,11 +184,13 @@ impl Store {
                         OR COALESCE(visits.skill, '') <> COALESCE(excluded.skill, '') \
                         OR visits.language <> excluded.language)",
                 );
-                q.build().execute(pool).await.map(|r| r.rows_affected())
-            })
-            .map_err(|e| StoreError::from_sqlx(e, "visit"))?;
+                written += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(written)
         }
-        Ok(written)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "visit"))
     }
 
     /// Removes a client's visits that have not started, begin at or after
