@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-/// Version 2 added [`HubToEdge::Schedule`].
+/// Version 2 added [`HubToEdge::Schedule`] and the call messages
+/// ([`HubToEdge::CallOffer`], [`HubToEdge::CallEnd`], [`EdgeToHub::CallUpdate`]).
 pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest protocol version the hub still accepts.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
@@ -45,6 +46,14 @@ pub enum EdgeToHub {
     ConfigApplied { version: u64 },
     /// The pushed settings were refused; the previous ones stay in use.
     ConfigRejected { version: u64, reason: String },
+    /// What became of a call on the terminal.
+    CallUpdate {
+        call_id: String,
+        state: CallState,
+        /// Why, in words for the log (never personal data).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// Outcome of a [`HubToEdge::Command`].
     CommandResult {
         id: String,
@@ -123,12 +132,60 @@ pub enum HubToEdge {
     /// previous one. Sent after the welcome and whenever the plan changes
     /// (protocol 2 and later).
     Schedule(Schedule),
+    /// Somebody calls the client. The terminal serves one call at a time:
+    /// a call of a higher [`CallKind`] pre-empts a lower one, a lower or
+    /// equal one gets `busy`.
+    CallOffer {
+        call_id: String,
+        kind: CallKind,
+        /// Who calls, as the client sees it ("Anna").
+        caller: String,
+        /// The scheduled visit the call belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit_id: Option<String>,
+        /// The hub checked the right to open the camera without the client's
+        /// touch (consent, assigned nurse, window): answer by itself.
+        auto_answer: bool,
+    },
+    /// The caller hung up or the hub ended the call.
+    CallEnd { call_id: String, reason: String },
     /// Something was wrong with a frame or the link; `fatal` errors are followed by a close.
     Error {
         code: ErrorCode,
         message: String,
         fatal: bool,
     },
+}
+
+/// Who is calling. Declared from the lowest priority to the highest, so
+/// `Ord` is the priority: an alarm call pre-empts a scheduled care call,
+/// which pre-empts another professional's, which pre-empts a relative's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    Relative,
+    Professional,
+    ScheduledCare,
+    Alarm,
+}
+
+/// The state of a call on the terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CallState {
+    /// The terminal rings; the client may answer.
+    Ringing,
+    /// The client answered, or the terminal answered by itself.
+    Answered,
+    /// The client declined.
+    Declined,
+    /// Another call of the same or higher priority is on.
+    Busy,
+    /// The call ended on the terminal.
+    Ended,
+    /// A call of higher priority cut this one.
+    Preempted,
 }
 
 /// The coming visits of the client at a terminal.
@@ -273,6 +330,25 @@ mod tests {
         let text = encode(&schedule);
         assert!(text.contains("\"type\":\"schedule\""), "{text}");
         assert_eq!(decode::<HubToEdge>(&text), Ok(schedule));
+        let offer = HubToEdge::CallOffer {
+            call_id: "c1".into(),
+            kind: CallKind::ScheduledCare,
+            caller: "Anna".into(),
+            visit_id: Some("v1".into()),
+            auto_answer: true,
+        };
+        let text = encode(&offer);
+        assert!(text.contains("\"kind\":\"scheduled_care\""), "{text}");
+        assert_eq!(decode::<HubToEdge>(&text), Ok(offer));
+        let update = EdgeToHub::CallUpdate {
+            call_id: "c1".into(),
+            state: CallState::Preempted,
+            detail: None,
+        };
+        assert_eq!(decode::<EdgeToHub>(&encode(&update)), Ok(update));
+        assert!(CallKind::Alarm > CallKind::ScheduledCare);
+        assert!(CallKind::ScheduledCare > CallKind::Professional);
+        assert!(CallKind::Professional > CallKind::Relative);
         let push = HubToEdge::Command {
             id: "c".into(),
             command: Command::Ping,
