@@ -789,3 +789,116 @@ async fn browser_worklist_calls_updates_live_and_records_the_outcome() {
         .await;
     assert_eq!(unnamed, 0);
 }
+
+/// Reads frames until one of `kind` arrives (within the helper's 10 s per frame).
+async fn frame_of(link: &mut common::edge::RawLink, kind: &str) -> Value {
+    for _ in 0..20 {
+        let frame = common::edge::next_json(link).await.expect("link open");
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+    panic!("no {kind} frame");
+}
+
+#[tokio::test]
+async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts() {
+    let w = world(&[]).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let bundle = provision(&w.hub, root.path(), "Aili", &["--client", &w.client]);
+    let read = |name: &str| std::fs::read_to_string(bundle.dir.join(name)).expect("bundle file");
+    let mut link = common::edge::raw_link(
+        &w.hub.link_addr(),
+        &read("hub-ca.pem"),
+        &read("device.pem"),
+        &read("device-key.pem"),
+    )
+    .await
+    .expect("link");
+    common::edge::send_text(&mut link, common::edge::hello(&bundle.device_id, 2)).await;
+    frame_of(&mut link, "welcome").await;
+    // The window is open now: the visit is 20 minutes ahead with ±30 minutes.
+    let (date, _) = daily_plan(&w, 20, "Aamulääkkeet").await;
+    send(
+        &w,
+        "POST",
+        &w.admin,
+        "/api/v1/schedule/assign",
+        json!({"date": date}),
+    )
+    .await;
+    let schedule = frame_of(&mut link, "schedule").await;
+    assert_eq!(schedule["time_zone"], "Europe/Helsinki");
+    let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
+    let bea = login(&w.http, &w.hub, "bea", PASSWORD).await;
+    let id = worklist(&w, &anna, &date).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // Bea is not the assigned nurse: the terminal rings, the camera stays closed.
+    let (s, _) = act(&w, &bea, &id, json!({"action": "call"})).await;
+    assert_eq!(s, 200);
+    let offer = frame_of(&mut link, "call_offer").await;
+    assert_eq!(offer["kind"], "scheduled_care");
+    assert_eq!(offer["auto_answer"], false, "{offer}");
+    let first_call = offer["call_id"].as_str().expect("call id").to_string();
+    common::edge::send_text(
+        &mut link,
+        json!({"type": "call_update", "call_id": first_call, "state": "declined"}).to_string(),
+    )
+    .await;
+    let declined = eventually(Duration::from_secs(10), || async {
+        get(&w, &anna, &format!("/api/v1/visits/{id}")).await.1["status"] == "no_answer"
+    })
+    .await;
+    assert!(declined, "a declined call is an unanswered try");
+
+    // Anna, the assigned nurse, calls inside the window of a consenting client: auto-answer.
+    let (s, _) = act(&w, &anna, &id, json!({"action": "call"})).await;
+    assert_eq!(s, 200);
+    let offer = frame_of(&mut link, "call_offer").await;
+    assert_eq!(offer["auto_answer"], true, "{offer}");
+    assert_eq!(offer["caller"], "anna");
+    let call = offer["call_id"].as_str().expect("call id").to_string();
+    assert_ne!(call, first_call, "each try is its own call");
+    // A late answer to the first try changes nothing.
+    common::edge::send_text(
+        &mut link,
+        json!({"type": "call_update", "call_id": first_call, "state": "answered"}).to_string(),
+    )
+    .await;
+    common::edge::send_text(
+        &mut link,
+        json!({"type": "call_update", "call_id": call, "state": "answered"}).to_string(),
+    )
+    .await;
+    let started = eventually(Duration::from_secs(10), || async {
+        get(&w, &anna, &format!("/api/v1/visits/{id}")).await.1["status"] == "in_progress"
+    })
+    .await;
+    assert!(started, "the terminal's answer starts the visit");
+    let (_, detail) = get(&w, &anna, &format!("/api/v1/visits/{id}")).await;
+    let answered_by = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|e| e["to_status"] == "in_progress")
+        .and_then(|e| e["actor"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(answered_by, bundle.device_id, "answered by the terminal");
+    let (_, audit) = get(&w, &w.admin, "/api/v1/audit").await;
+    let offers: Vec<&str> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|e| e["action"] == "call.offer")
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
+    assert!(
+        offers.iter().any(|d| d.ends_with("auto-answer")),
+        "{offers:?}"
+    );
+    assert!(offers.iter().any(|d| d.ends_with("ringing")), "{offers:?}");
+}

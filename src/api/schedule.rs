@@ -15,10 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::auth::{Admin, Authenticated, Nurse as NurseRole, RequireRole};
 use crate::schedule::assign::{assign_day, continuity, AssignReport, Continuity};
+use crate::schedule::day_range;
 use crate::schedule::lifecycle::Action;
 use crate::schedule::notify::Change;
 use crate::schedule::recurrence::zone;
-use crate::schedule::{day_range, ticker};
 use crate::startup::AppState;
 use crate::store::{
     now_ms, Alert, Nurse, Role, SessionUser, Shift, Visit, VisitEvent, WorklistItem,
@@ -529,13 +529,11 @@ pub async fn visit_action(
     if input.action == Action::Tick {
         return Err(unprocessable("tick is the hub's own action"));
     }
-    let visit = ticker::act(
-        &state.store,
-        &state.schedule,
-        &ticker::policy(&state.settings),
+    let visit = crate::schedule::calls::act_and_ring(
+        &state,
         &id,
         input.action,
-        Some(&session.user.id),
+        &session.user.id,
         outcome,
         note,
     )

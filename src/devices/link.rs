@@ -411,6 +411,32 @@ async fn handle(state: &AppState, device_id: &str, message: EdgeToHub) -> Option
             }
             None
         }
+        EdgeToHub::CallUpdate {
+            call_id,
+            state: call_state,
+            ..
+        } => {
+            tracing::info!(%call_id, ?call_state, "call update");
+            let client_id = match state.store.get_device(device_id).await {
+                Ok(d) => d.client_id,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the terminal's client");
+                    return None;
+                }
+            };
+            if let Err(e) = crate::schedule::calls::terminal_update(
+                state,
+                device_id,
+                client_id.as_deref(),
+                &call_id,
+                call_state,
+            )
+            .await
+            {
+                tracing::warn!(%call_id, error = %e, "call update not applied");
+            }
+            None
+        }
         EdgeToHub::Hello { .. } => Some(error(
             ErrorCode::UnexpectedMessage,
             "hello was already received",

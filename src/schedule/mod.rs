@@ -7,6 +7,7 @@
 
 pub mod assign;
 pub mod calendar;
+pub mod calls;
 pub mod generate;
 pub mod lifecycle;
 pub mod notify;

@@ -14,7 +14,7 @@ use crate::api::ApiError;
 use crate::i18n::Lang;
 use crate::schedule::lifecycle::{Action, VisitStatus};
 use crate::schedule::recurrence::zone;
-use crate::schedule::{ticker, ts};
+use crate::schedule::ts;
 use crate::startup::AppState;
 use crate::store::{Role, WorklistItem};
 
@@ -182,16 +182,7 @@ pub async fn act(
         ));
     }
     let note = (!note.is_empty() && action == Action::Complete).then_some(note);
-    ticker::act(
-        &state.store,
-        &state.schedule,
-        &ticker::policy(&state.settings),
-        &id,
-        action,
-        Some(&session.user.id),
-        outcome,
-        note,
-    )
-    .await?;
+    crate::schedule::calls::act_and_ring(&state, &id, action, &session.user.id, outcome, note)
+        .await?;
     Ok(Redirect::to("/console/nurse").into_response())
 }

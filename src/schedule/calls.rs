@@ -1,0 +1,233 @@
+//! Calls of scheduled visits on the client's terminal: the nurse's "call"
+//! rings the terminal (or opens it by itself when the hub finds the right
+//! to), and what the terminal answers moves the visit on.
+
+use etahoiva_proto::{CallKind, CallState, HubToEdge};
+
+use super::lifecycle::{Action, VisitStatus};
+use super::notify::first_name;
+use super::{ticker, ScheduleError};
+use crate::devices::registry::Outbound;
+use crate::startup::AppState;
+use crate::store::{now_ms, Visit};
+
+/// The call id of a visit's current try: `<visit id>.<try>`.
+pub fn call_id(visit: &Visit) -> String {
+    format!("{}.{}", visit.id, visit.attempts)
+}
+
+/// The visit a call id belongs to.
+pub fn visit_of_call(call_id: &str) -> Option<&str> {
+    call_id.rsplit_once('.').map(|(visit, _)| visit)
+}
+
+/// Whether the terminal may open its camera without the client's touch:
+/// the client consented, the caller is the visit's assigned nurse, and the
+/// call is inside the visit's window.
+pub fn may_auto_answer(consent: bool, visit: &Visit, caller_id: &str, now: i64) -> bool {
+    consent
+        && visit.nurse_id.as_deref() == Some(caller_id)
+        && now >= visit.window_start
+        && now < visit.window_end
+}
+
+/// Applies a nurse's action to a visit; a call also rings the client's terminal.
+pub async fn act_and_ring(
+    state: &AppState,
+    visit_id: &str,
+    action: Action,
+    actor: &str,
+    outcome: Option<&str>,
+    note: Option<&str>,
+) -> Result<Visit, ScheduleError> {
+    let visit = ticker::act(
+        &state.store,
+        &state.schedule,
+        &ticker::policy(&state.settings),
+        visit_id,
+        action,
+        Some(actor),
+        outcome,
+        note,
+    )
+    .await?;
+    if action == Action::Call {
+        if let Err(e) = ring(state, &visit, actor).await {
+            tracing::warn!(visit_id, error = %e, "cannot ring the terminal");
+        }
+    }
+    Ok(visit)
+}
+
+/// Offers the call to the client's connected terminals; returns how many.
+#[tracing::instrument(skip(state, visit), fields(visit_id = %visit.id, client_id = %visit.client_id))]
+pub async fn ring(
+    state: &AppState,
+    visit: &Visit,
+    caller_id: &str,
+) -> Result<usize, ScheduleError> {
+    let client = state.store.get_client(&visit.client_id).await?;
+    let now = now_ms();
+    let auto_answer = may_auto_answer(client.consent_auto_answer, visit, caller_id, now);
+    let caller = state
+        .store
+        .list_nurses()
+        .await?
+        .into_iter()
+        .find(|n| n.id == caller_id)
+        .map(|n| first_name(&n.display_name))
+        .unwrap_or_default();
+    let mut rung = 0;
+    for device in state.store.client_devices(&client.id).await? {
+        if !state
+            .devices
+            .presence(&device)
+            .is_some_and(|p| p.protocol >= 2)
+        {
+            continue;
+        }
+        let offer = HubToEdge::CallOffer {
+            call_id: call_id(visit),
+            kind: CallKind::ScheduledCare,
+            caller: caller.clone(),
+            visit_id: Some(visit.id.clone()),
+            auto_answer,
+        };
+        if state.devices.send(&device, Outbound::Send(offer)) {
+            rung += 1;
+        }
+    }
+    state
+        .store
+        .audit(
+            Some(caller_id),
+            "call.offer",
+            Some(&visit.client_id),
+            Some(&format!(
+                "visit {} to {rung} terminal(s), {}",
+                visit.id,
+                if auto_answer {
+                    "auto-answer"
+                } else {
+                    "ringing"
+                }
+            )),
+        )
+        .await?;
+    Ok(rung)
+}
+
+/// A terminal reported what became of a call. Only calls of visits of the
+/// terminal's own client are taken.
+pub async fn terminal_update(
+    state: &AppState,
+    device_id: &str,
+    client_id: Option<&str>,
+    call_id: &str,
+    call_state: CallState,
+) -> Result<(), ScheduleError> {
+    let Some(visit_id) = visit_of_call(call_id) else {
+        return Ok(());
+    };
+    let action = match call_state {
+        CallState::Answered => Action::Answered,
+        CallState::Declined | CallState::Busy => Action::NoAnswer,
+        _ => return Ok(()),
+    };
+    let visit = match state.store.get_visit(visit_id).await {
+        Ok(v) => v,
+        Err(crate::store::StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if Some(visit.client_id.as_str()) != client_id {
+        tracing::warn!(
+            device_id,
+            visit_id,
+            "call update for another client's visit ignored"
+        );
+        state
+            .store
+            .audit(
+                Some(device_id),
+                "call.refused",
+                Some(visit_id),
+                Some("call update for another client's visit"),
+            )
+            .await?;
+        return Ok(());
+    }
+    // Only the current try counts; a late answer to an earlier try changes nothing.
+    if visit.status()? != VisitStatus::Calling || call_id != super::calls::call_id(&visit) {
+        return Ok(());
+    }
+    ticker::act(
+        &state.store,
+        &state.schedule,
+        &ticker::policy(&state.settings),
+        visit_id,
+        action,
+        Some(device_id),
+        None,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visit(nurse: Option<&str>) -> Visit {
+        Visit {
+            id: "0192-abc".into(),
+            client_id: "c".into(),
+            rule_id: None,
+            occurrence: String::new(),
+            local_date: String::new(),
+            planned_at: 1_000,
+            window_start: 0,
+            window_end: 2_000,
+            length_min: 10,
+            purpose: String::new(),
+            skill: None,
+            language: "fi".into(),
+            nurse_id: nurse.map(str::to_string),
+            pinned: false,
+            scheduled_start: None,
+            status: "calling".into(),
+            status_since: 0,
+            attempts: 2,
+            next_attempt_at: None,
+            started_at: None,
+            ended_at: None,
+            outcome: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn the_camera_opens_by_itself_only_with_every_right() {
+        let v = visit(Some("anna"));
+        assert!(may_auto_answer(true, &v, "anna", 1_000));
+        assert!(!may_auto_answer(false, &v, "anna", 1_000), "no consent");
+        assert!(
+            !may_auto_answer(true, &v, "bea", 1_000),
+            "not the assigned nurse"
+        );
+        assert!(!may_auto_answer(true, &v, "anna", 2_000), "window closed");
+        assert!(!may_auto_answer(true, &v, "anna", -1), "window not open");
+        assert!(
+            !may_auto_answer(true, &visit(None), "anna", 1_000),
+            "unassigned"
+        );
+    }
+
+    #[test]
+    fn call_ids_name_the_visit_and_the_try() {
+        let v = visit(None);
+        assert_eq!(call_id(&v), "0192-abc.2");
+        assert_eq!(visit_of_call("0192-abc.2"), Some("0192-abc"));
+        assert_eq!(visit_of_call("nodot"), None);
+    }
+}
