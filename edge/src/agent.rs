@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use etahoiva_firmware_config::{Profile, TerminalSettings};
-use etahoiva_proto::{Event, EventKind, Schedule};
+use etahoiva_proto::{CallState, EdgeToHub, Event, EventKind, Schedule};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::kiosk::{HelpPress, HelpStatus, KioskView};
+use crate::calls::{CallError, CallSlot, ClientAction, Offer};
+use crate::kiosk::{CallPress, HelpPress, HelpStatus, KioskView};
 use crate::outbox::{Outbox, OutboxError};
 use crate::schedule::ClientSchedule;
 
@@ -59,6 +60,36 @@ pub struct Shared {
     serves_kiosk: AtomicBool,
     /// The schedule shown is the one in `state/schedule.json`.
     schedule_cached: AtomicBool,
+    /// The one call the terminal serves.
+    calls: Mutex<CallSlot>,
+    /// Live frames for the link (call updates from the kiosk): sent on
+    /// the current connection or dropped, never replayed.
+    live_tx: mpsc::Sender<EdgeToHub>,
+    live_rx: tokio::sync::Mutex<mpsc::Receiver<EdgeToHub>>,
+}
+
+/// How many live frames may wait for the link task.
+const LIVE_QUEUE: usize = 32;
+
+/// Logs a live frame that will not reach the hub (ids and states only).
+pub(crate) fn log_dropped(message: &EdgeToHub, why: &str) {
+    match message {
+        EdgeToHub::CallUpdate { call_id, state, .. } => {
+            tracing::warn!(%call_id, ?state, "{why}: the call update is dropped")
+        }
+        _ => tracing::warn!("{why}: a live frame is dropped"),
+    }
+}
+
+fn call_updates(updates: Vec<(String, CallState)>) -> Vec<EdgeToHub> {
+    updates
+        .into_iter()
+        .map(|(call_id, state)| EdgeToHub::CallUpdate {
+            call_id,
+            state,
+            detail: None,
+        })
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,7 +170,9 @@ impl Shared {
             high_contrast: settings.kiosk.high_contrast,
             notice: None,
             schedule,
+            call: None,
         };
+        let (live_tx, live_rx) = mpsc::channel(LIVE_QUEUE);
         Ok(Arc::new(Shared {
             profile,
             tls,
@@ -154,6 +187,9 @@ impl Shared {
             kiosk_rebind: Mutex::new(None),
             serves_kiosk: AtomicBool::new(false),
             schedule_cached: AtomicBool::new(cached),
+            calls: Mutex::new(CallSlot::new()),
+            live_tx,
+            live_rx: tokio::sync::Mutex::new(live_rx),
         }))
     }
 
@@ -247,6 +283,87 @@ impl Shared {
                 "cannot cache the schedule on the terminal; it is shown until the agent restarts"),
             Err(e) => tracing::error!(error = %e, "caching the schedule failed"),
         }
+    }
+
+    /// Runs `f` on the call slot and shows the resulting call on the kiosk.
+    fn with_calls<T>(&self, f: impl FnOnce(&mut CallSlot) -> T) -> T {
+        let mut slot = lock(&self.calls);
+        let result = f(&mut slot);
+        let shown = slot.current().cloned();
+        self.view.send_if_modified(|v| {
+            let changed = v.call != shown;
+            v.call = shown;
+            changed
+        });
+        result
+    }
+
+    /// The call the terminal serves now.
+    pub fn current_call(&self) -> Option<crate::calls::Call> {
+        lock(&self.calls).current().cloned()
+    }
+
+    /// The hub offers a call: returns the updates to send back, in order.
+    pub fn call_offered(&self, offer: Offer) -> Vec<EdgeToHub> {
+        let (call_id, kind) = (offer.call_id.clone(), offer.kind);
+        let updates = self.with_calls(|slot| slot.offer(offer));
+        for (id, state) in &updates {
+            tracing::info!(offered = %call_id, ?kind, call_id = %id, ?state, "call offer");
+        }
+        call_updates(updates)
+    }
+
+    /// The hub ended a call: clear it from the terminal.
+    pub fn call_ended(&self, call_id: &str) {
+        if self.with_calls(|slot| slot.end(call_id)) {
+            tracing::info!(%call_id, "the hub ended the call");
+        } else {
+            tracing::debug!(%call_id, "the hub ended a call that is not on the terminal");
+        }
+    }
+
+    /// The client answered, declined or hung up on the kiosk: apply it and
+    /// send the updates to the hub. The state on the terminal changes even
+    /// when the link is down; the updates are then dropped (calls are live,
+    /// nothing is replayed). Returns the call's state afterwards.
+    pub fn call_action(&self, action: ClientAction, call_id: &str) -> Result<CallState, CallError> {
+        let (updates, state) = self.with_calls(|slot| {
+            let updates = slot.act(action, call_id)?;
+            let state = match slot.current() {
+                Some(call) if call.id == call_id => call.phase.state(),
+                _ => match action {
+                    ClientAction::Decline => CallState::Declined,
+                    _ => CallState::Ended,
+                },
+            };
+            Ok::<_, CallError>((updates, state))
+        })?;
+        tracing::info!(%call_id, ?action, ?state, "the client acted on the call");
+        for update in call_updates(updates) {
+            self.send_live(update);
+        }
+        Ok(state)
+    }
+
+    /// Queues a live frame for the link if it is up; otherwise drops it with a log line.
+    fn send_live(&self, message: EdgeToHub) {
+        if !self.is_connected() {
+            log_dropped(&message, "the link is down");
+            return;
+        }
+        if let Err(e) = self.live_tx.try_send(message) {
+            let message = match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            };
+            log_dropped(&message, "the link is not taking frames");
+        }
+    }
+
+    /// The queue of live frames, for the link task (one at a time).
+    pub(crate) async fn live_frames(
+        &self,
+    ) -> tokio::sync::MutexGuard<'_, mpsc::Receiver<EdgeToHub>> {
+        self.live_rx.lock().await
     }
 
     async fn with_outbox<T: Send + 'static>(
@@ -512,6 +629,16 @@ async fn run_kiosk(
             }
         })
     };
+    let (call_tx, mut call_rx) = mpsc::channel::<CallPress>(16);
+    let call_presses = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(press) = call_rx.recv().await {
+                let result = shared.call_action(press.action, &press.call_id);
+                let _ = press.reply.send(result);
+            }
+        })
+    };
     let mut applied = shared.applied_changes();
     let mut next = first;
     loop {
@@ -527,7 +654,11 @@ async fn run_kiosk(
                             tracing::info!(%addr, "kiosk serving");
                         }
                         let (quit_tx, quit_rx) = tokio::sync::oneshot::channel::<()>();
-                        let router = crate::kiosk::router(shared.kiosk_view(), help_tx.clone());
+                        let router = crate::kiosk::router(
+                            shared.kiosk_view(),
+                            help_tx.clone(),
+                            call_tx.clone(),
+                        );
                         let task = tokio::spawn(crate::kiosk::serve(listener, router, async {
                             let _ = quit_rx.await;
                         }));
@@ -567,4 +698,5 @@ async fn run_kiosk(
         }
     }
     presses.abort();
+    call_presses.abort();
 }

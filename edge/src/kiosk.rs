@@ -1,21 +1,25 @@
 //! The kiosk page the terminal's own browser shows the client: name,
-//! clock, the next scheduled call, connection state and one large help
-//! button, in the client's language. It is served on loopback by the agent itself, so it keeps
+//! clock, the next scheduled call, the call on now (with big answer,
+//! decline and end buttons), connection state and one large help button,
+//! in the client's language. It is served on loopback by the agent itself, so it keeps
 //! working (and says so) when the hub cannot be reached.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use etahoiva_proto::{CallKind, CallState};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::schedule::ClientSchedule;
+use crate::calls::{Call, CallError, ClientAction, Phase};
+use crate::schedule::{fill, ClientSchedule};
 
 /// What the kiosk shows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,6 +42,64 @@ pub struct KioskView {
     /// worked out at each request so a finished window drops off.
     #[serde(skip)]
     pub schedule: Option<Arc<ClientSchedule>>,
+    /// The call the terminal serves now. The page gets it as `call`
+    /// ([`CallView`]), in words.
+    #[serde(skip)]
+    pub call: Option<Call>,
+}
+
+/// The call on the kiosk: what to show and which buttons.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallView {
+    /// Sent back with the client's answer, so a press meant for a call
+    /// that has just been replaced does not act on the new one.
+    pub call_id: String,
+    pub kind: CallKind,
+    /// `ringing` (answer and decline buttons) or `answered` (end button).
+    pub state: CallState,
+    /// "Hoitaja Anna soittaa", "Puhelu käynnissä: Anna".
+    pub title: String,
+    /// Set when this call cut the previous one.
+    pub cut: Option<String>,
+}
+
+/// Longest caller name shown; the rest is cut.
+const MAX_CALLER_CHARS: usize = 60;
+
+/// The caller's name as shown: trimmed, without control characters, bounded.
+fn caller_name(caller: &str) -> String {
+    caller
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_CALLER_CHARS)
+        .collect()
+}
+
+/// What the kiosk says about `call` in `lang`.
+pub fn describe_call(lang: &str, call: &Call) -> CallView {
+    let name = caller_name(&call.caller);
+    let title_key = match (call.phase, call.kind) {
+        (Phase::Answered, _) => "kiosk.call_on",
+        (Phase::Ringing, CallKind::ScheduledCare) => "kiosk.call_from_nurse",
+        (Phase::Ringing, CallKind::Alarm) => "kiosk.call_from_alarm",
+        (Phase::Ringing, _) => "kiosk.call_from",
+    };
+    let cut = call.cut.map(|_| {
+        let key = match call.kind {
+            CallKind::ScheduledCare => "kiosk.call_cut_by_nurse",
+            CallKind::Alarm => "kiosk.call_cut_by_alarm",
+            _ => "kiosk.call_cut_by",
+        };
+        fill(&text(lang, key), &[("name", &name)])
+    });
+    CallView {
+        call_id: call.id.clone(),
+        kind: call.kind,
+        state: call.phase.state(),
+        title: fill(&text(lang, title_key), &[("name", &name)]),
+        cut,
+    }
 }
 
 impl KioskView {
@@ -57,6 +119,13 @@ impl KioskView {
             .as_ref()?
             .next_call_text(self.page_language(), now_ms)
     }
+
+    /// The call on now, in the page's language.
+    pub fn call_view(&self) -> Option<CallView> {
+        self.call
+            .as_ref()
+            .map(|call| describe_call(self.page_language(), call))
+    }
 }
 
 /// What `/api/state` answers: the view and the next-call line at the time of the request.
@@ -65,6 +134,7 @@ struct StateBody<'a> {
     #[serde(flatten)]
     view: &'a KioskView,
     next_call: Option<String>,
+    call: Option<CallView>,
 }
 
 /// Milliseconds since the Unix epoch; the kiosk's notion of now.
@@ -87,10 +157,19 @@ pub struct HelpPress {
     pub reply: oneshot::Sender<Result<String, String>>,
 }
 
+/// The client's answer to a call on the kiosk, answered with the call's
+/// state afterwards.
+pub struct CallPress {
+    pub action: ClientAction,
+    pub call_id: String,
+    pub reply: oneshot::Sender<Result<CallState, CallError>>,
+}
+
 #[derive(Clone)]
 struct KioskState {
     view: watch::Receiver<KioskView>,
     help: mpsc::Sender<HelpPress>,
+    calls: mpsc::Sender<CallPress>,
     now: Clock,
 }
 
@@ -113,25 +192,59 @@ const TEXT_KEYS: &[&str] = &[
     "kiosk.help_delivered",
     "kiosk.help_failed",
     "kiosk.sending",
+    "kiosk.call_answer",
+    "kiosk.call_decline",
+    "kiosk.call_hang_up",
+    "kiosk.call_gone",
+    "kiosk.call_failed",
+];
+
+/// The call texts (each must exist in fi, sv and en).
+pub const CALL_TEXT_KEYS: &[&str] = &[
+    "kiosk.call_from_nurse",
+    "kiosk.call_from",
+    "kiosk.call_from_alarm",
+    "kiosk.call_on",
+    "kiosk.call_cut_by_nurse",
+    "kiosk.call_cut_by_alarm",
+    "kiosk.call_cut_by",
+    "kiosk.call_answer",
+    "kiosk.call_decline",
+    "kiosk.call_hang_up",
+    "kiosk.call_gone",
+    "kiosk.call_failed",
 ];
 
 /// The kiosk's routes.
-pub fn router(view: watch::Receiver<KioskView>, help: mpsc::Sender<HelpPress>) -> Router {
-    router_with_clock(view, help, Arc::new(crate::agent::now_ms))
+pub fn router(
+    view: watch::Receiver<KioskView>,
+    help: mpsc::Sender<HelpPress>,
+    calls: mpsc::Sender<CallPress>,
+) -> Router {
+    router_with_clock(view, help, calls, Arc::new(crate::agent::now_ms))
 }
 
 fn router_with_clock(
     view: watch::Receiver<KioskView>,
     help: mpsc::Sender<HelpPress>,
+    calls: mpsc::Sender<CallPress>,
     now: Clock,
 ) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/state", get(state))
         .route("/api/help", post(press_help))
+        .route("/api/call/accept", post(call_accept))
+        .route("/api/call/decline", post(call_decline))
+        .route("/api/call/hang-up", post(call_hang_up))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::middleware::from_fn(loopback_only))
-        .with_state(KioskState { view, help, now })
+        .with_state(KioskState {
+            view,
+            help,
+            calls,
+            now,
+        })
 }
 
 /// Serves the kiosk until `shutdown` completes.
@@ -278,6 +391,14 @@ fn render_page(view: &KioskView, now_ms: i64) -> String {
     } else {
         String::new()
     };
+    let call = view.call_view();
+    let ringing = call.as_ref().is_some_and(|c| c.state == CallState::Ringing);
+    let answered = call
+        .as_ref()
+        .is_some_and(|c| c.state == CallState::Answered);
+    let hidden = |shown: bool| if shown { "" } else { " hidden" };
+    let call_title = call.as_ref().map(|c| c.title.as_str()).unwrap_or("");
+    let call_cut = call.as_ref().and_then(|c| c.cut.as_deref()).unwrap_or("");
     let (icon, state_class) = if view.connected {
         ("✔", "online")
     } else {
@@ -291,8 +412,10 @@ fn render_page(view: &KioskView, now_ms: i64) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-:root {{ --bg: #ffffff; --fg: #111111; --ok: #0a5c2b; --bad: #9b0000; --btn: #8a0000; --btn-fg: #ffffff; --focus: #1a4fd6; }}
-html.contrast {{ --bg: #000000; --fg: #ffffff; --ok: #7dff9b; --bad: #ffd400; --btn: #ffd400; --btn-fg: #000000; --focus: #00e5ff; }}
+:root {{ --bg: #ffffff; --fg: #111111; --ok: #0a5c2b; --bad: #9b0000; --btn: #8a0000; --btn-fg: #ffffff; --focus: #1a4fd6;
+  --answer: #0a5c2b; --answer-fg: #ffffff; --end: #8a0000; --end-fg: #ffffff; }}
+html.contrast {{ --bg: #000000; --fg: #ffffff; --ok: #7dff9b; --bad: #ffd400; --btn: #ffd400; --btn-fg: #000000; --focus: #00e5ff;
+  --answer: #7dff9b; --answer-fg: #000000; --end: #ffd400; --end-fg: #000000; }}
 html {{ font-size: {font_px}px; }}
 body {{ margin: 0; padding: 1rem 1.5rem; background: var(--bg); color: var(--fg);
   font-family: system-ui, "DejaVu Sans", sans-serif; line-height: 1.35; }}
@@ -310,12 +433,32 @@ button.help {{ display: block; width: 100%; min-height: 30vh; margin: 1.25rem 0;
 button.help:disabled {{ opacity: .85; }}
 :focus-visible {{ outline: 6px solid var(--focus); outline-offset: 6px; }}
 .message {{ font-size: 1.2rem; font-weight: 700; min-height: 64px; }}
+.call-title {{ font-size: 1.8rem; font-weight: 800; margin: .5rem 0; }}
+.call-cut {{ font-size: 1.2rem; font-weight: 700; margin: 0 0 .5rem; padding: .25rem 0 .25rem .75rem; border-left: 8px solid currentColor; }}
+.call-buttons {{ display: flex; gap: 1.25rem; margin: 1rem 0; }}
+.call-buttons button {{ flex: 1; min-height: 25vh; font: inherit; font-size: max(44px, 1.8rem); font-weight: 800;
+  border: 6px solid var(--fg); border-radius: 1.5rem; cursor: pointer; }}
+button.answer {{ color: var(--answer-fg); background: var(--answer); }}
+button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); }}
+.call-buttons button:disabled {{ opacity: .85; }}
+[hidden] {{ display: none !important; }}
 .visually-hidden {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }}
 </style>
 </head>
 <body>
 <main>
 <h1 id="greeting">{greeting}</h1>
+<div id="call-lines" aria-live="polite" aria-atomic="true">
+<p class="call-title" id="call-title"{call_title_hidden}>{call_title}</p>
+<p class="call-cut" id="call-cut"{call_cut_hidden}>{call_cut}</p>
+</div>
+<div class="call-buttons" id="call-ringing"{ringing_hidden}>
+<button type="button" class="answer" id="call-answer" aria-describedby="call-title">{call_answer}</button>
+<button type="button" class="decline" id="call-decline" aria-describedby="call-title">{call_decline}</button>
+</div>
+<div class="call-buttons" id="call-answered"{answered_hidden}>
+<button type="button" class="hang-up" id="call-hang-up" aria-describedby="call-title">{call_hang_up}</button>
+</div>
 <p class="clock"><span class="visually-hidden">{clock_label} </span><time id="clock"></time></p>
 <p class="date" id="date"></p>
 <p class="next-call" id="next-call"{next_call_hidden}>{next_call}</p>
@@ -330,6 +473,17 @@ button.help:disabled {{ opacity: .85; }}
   var T = {texts};
   var lang = {lang_json};
   var el = function (id) {{ return document.getElementById(id); }};
+  var callId = {call_id_json};
+  var focusNext = null;
+  function showCall(call) {{
+    callId = call ? call.call_id : null;
+    el("call-title").textContent = call ? call.title : "";
+    el("call-title").hidden = !call;
+    el("call-cut").textContent = call && call.cut ? call.cut : "";
+    el("call-cut").hidden = !(call && call.cut);
+    el("call-ringing").hidden = !(call && call.state === "ringing");
+    el("call-answered").hidden = !(call && call.state === "answered");
+  }}
   function tick() {{
     var now = new Date();
     el("clock").textContent = now.toLocaleTimeString(lang, {{ hour: "2-digit", minute: "2-digit" }});
@@ -343,6 +497,7 @@ button.help:disabled {{ opacity: .85; }}
     el("status-text").textContent = view.connected ? T["kiosk.online"] : T["kiosk.offline"];
     el("next-call").textContent = view.next_call || "";
     el("next-call").hidden = !view.next_call;
+    showCall(view.call);
     el("pending").textContent = view.pending_events > 0 ? T["kiosk.pending"].replace("%{{count}}", String(view.pending_events)) : "";
     if (view.help === "delivered") {{ el("message").textContent = T["kiosk.help_delivered"]; }}
     document.documentElement.className = view.high_contrast ? "contrast" : "";
@@ -354,10 +509,28 @@ button.help:disabled {{ opacity: .85; }}
     el("status-text").textContent = T["kiosk.agent_down"];
   }}
   function poll() {{
-    fetch("/api/state", {{ cache: "no-store" }})
+    return fetch("/api/state", {{ cache: "no-store" }})
       .then(function (r) {{ if (!r.ok) {{ throw new Error(String(r.status)); }} return r.json(); }})
       .then(show, agentDown);
   }}
+  function callAction(path, button, then) {{
+    if (!callId) {{ return; }}
+    button.disabled = true;
+    fetch("/api/call/" + path, {{ method: "POST", headers: {{ "Content-Type": "application/json" }}, body: JSON.stringify({{ call_id: callId }}) }})
+      .then(function (r) {{
+        if (r.ok) {{ focusNext = then; return; }}
+        el("message").textContent = r.status === 409 ? T["kiosk.call_gone"] : T["kiosk.call_failed"];
+      }}, function () {{ el("message").textContent = T["kiosk.call_failed"]; }})
+      .then(function () {{ button.disabled = false; return poll(); }})
+      .then(function () {{
+        var next = focusNext && el(focusNext);
+        focusNext = null;
+        if (next && !next.closest("[hidden]")) {{ next.focus(); }}
+      }});
+  }}
+  el("call-answer").addEventListener("click", function () {{ callAction("accept", el("call-answer"), "call-hang-up"); }});
+  el("call-decline").addEventListener("click", function () {{ callAction("decline", el("call-decline"), "help"); }});
+  el("call-hang-up").addEventListener("click", function () {{ callAction("hang-up", el("call-hang-up"), "help"); }});
   el("help").addEventListener("click", function () {{
     var button = el("help");
     button.disabled = true;
@@ -387,6 +560,19 @@ button.help:disabled {{ opacity: .85; }}
         next_call_hidden = if next_call.is_some() { "" } else { " hidden" },
         next_call = escape(next_call.as_deref().unwrap_or("")),
         help_button = escape(&text(lang, "kiosk.help_button")),
+        call_title_hidden = hidden(call.is_some()),
+        call_title = escape(call_title),
+        call_cut_hidden = hidden(!call_cut.is_empty()),
+        call_cut = escape(call_cut),
+        ringing_hidden = hidden(ringing),
+        answered_hidden = hidden(answered),
+        call_answer = escape(&text(lang, "kiosk.call_answer")),
+        call_decline = escape(&text(lang, "kiosk.call_decline")),
+        call_hang_up = escape(&text(lang, "kiosk.call_hang_up")),
+        call_id_json = script_json(&match &call {
+            Some(c) => serde_json::Value::String(c.call_id.clone()),
+            None => serde_json::Value::Null,
+        }),
         help_message = escape(&help_text(view)),
         texts = script_json(&serde_json::Value::Object(texts)),
         lang_json = script_json(&serde_json::Value::String(lang.to_string())),
@@ -399,6 +585,7 @@ async fn state(State(state): State<KioskState>) -> Response {
     let body = StateBody {
         view: &view,
         next_call,
+        call: view.call_view(),
     };
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
@@ -425,6 +612,82 @@ async fn press_help(State(state): State<KioskState>, _headers: HeaderMap) -> Res
     }
 }
 
+/// The body of the call endpoints.
+#[derive(Deserialize)]
+struct CallRequest {
+    call_id: String,
+}
+
+/// Call ids are the hub's UUIDs; anything far longer is not one.
+const MAX_CALL_ID_BYTES: usize = 128;
+
+async fn call_accept(
+    State(state): State<KioskState>,
+    body: Result<Json<CallRequest>, JsonRejection>,
+) -> Response {
+    press_call(state, ClientAction::Accept, body).await
+}
+
+async fn call_decline(
+    State(state): State<KioskState>,
+    body: Result<Json<CallRequest>, JsonRejection>,
+) -> Response {
+    press_call(state, ClientAction::Decline, body).await
+}
+
+async fn call_hang_up(
+    State(state): State<KioskState>,
+    body: Result<Json<CallRequest>, JsonRejection>,
+) -> Response {
+    press_call(state, ClientAction::HangUp, body).await
+}
+
+fn error_body(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn press_call(
+    state: KioskState,
+    action: ClientAction,
+    body: Result<Json<CallRequest>, JsonRejection>,
+) -> Response {
+    let call_id = match body {
+        Ok(Json(request)) => request.call_id,
+        Err(rejection) => return error_body(rejection.status(), rejection.body_text()),
+    };
+    if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES {
+        return error_body(StatusCode::BAD_REQUEST, "call_id: not a call id".into());
+    }
+    let (reply, answer) = oneshot::channel();
+    let press = CallPress {
+        action,
+        call_id,
+        reply,
+    };
+    if state.calls.send(press).await.is_err() {
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the terminal is shutting down".into(),
+        );
+    }
+    match tokio::time::timeout(HELP_TIMEOUT, answer).await {
+        Ok(Ok(Ok(call_state))) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "state": call_state })),
+        )
+            .into_response(),
+        Ok(Ok(Err(e))) => error_body(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(_)) => error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the terminal did not answer".into(),
+        ),
+        Err(_) => error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the terminal did not answer in time".into(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +707,7 @@ mod tests {
             high_contrast: false,
             notice: None,
             schedule: None,
+            call: None,
         }
     }
 
@@ -489,12 +753,19 @@ mod tests {
         clock: &Arc<std::sync::atomic::AtomicI64>,
     ) -> Router {
         let (tx, _rx) = mpsc::channel(1);
+        let (calls, _calls_rx) = mpsc::channel(1);
         let clock = clock.clone();
         router_with_clock(
             view,
             tx,
+            calls,
             Arc::new(move || clock.load(std::sync::atomic::Ordering::Relaxed)),
         )
+    }
+
+    /// A call sender whose agent is gone.
+    fn no_calls() -> mpsc::Sender<CallPress> {
+        mpsc::channel(1).0
     }
 
     async fn next_call_in_state(app: Router) -> serde_json::Value {
@@ -536,7 +807,7 @@ mod tests {
         ] {
             let (_keep, rx) = watch::channel(view(lang));
             let (tx, _rx) = mpsc::channel(1);
-            let (status, body) = call(router(rx, tx), get("/")).await;
+            let (status, body) = call(router(rx, tx, no_calls()), get("/")).await;
             assert_eq!(status, StatusCode::OK);
             assert!(body.contains(&format!("<html lang=\"{lang}\"")), "{lang}");
             assert!(body.contains(phrase), "{lang}: greeting missing");
@@ -561,7 +832,7 @@ mod tests {
         offline.pending_events = 2;
         let (keep, rx) = watch::channel(offline);
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx);
+        let app = router(rx, tx, no_calls());
         let (_, body) = call(app.clone(), get("/")).await;
         assert!(body.contains(&escape(&text("fi", "kiosk.offline"))));
         assert!(body.contains("Lähettämättä: 2"));
@@ -674,7 +945,7 @@ mod tests {
     async fn without_a_schedule_there_is_no_next_call_line() {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx);
+        let app = router(rx, tx, no_calls());
         let (_, body) = call(app.clone(), get("/")).await;
         assert!(body.contains(r#"<p class="next-call" id="next-call" hidden></p>"#));
         assert!(!body.contains("Next call"));
@@ -685,7 +956,7 @@ mod tests {
     async fn help_presses_report_what_the_agent_answers() {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, mut presses) = mpsc::channel::<HelpPress>(4);
-        let app = router(rx, tx);
+        let app = router(rx, tx, no_calls());
         let agent = tokio::spawn(async move {
             let first = presses.recv().await.expect("press");
             let _ = first.reply.send(Ok("k-1".into()));
@@ -708,7 +979,7 @@ mod tests {
     async fn only_loopback_hosts_and_origins_are_served() {
         let (_keep, rx) = watch::channel(view("fi"));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx);
+        let app = router(rx, tx, no_calls());
         let rebound = Request::get("/")
             .header(header::HOST, "evil.example:8080")
             .body(Body::empty())
@@ -730,5 +1001,319 @@ mod tests {
         assert_eq!(call(app, foreign).await.0, StatusCode::FORBIDDEN);
         assert!(!is_loopback_host("127.0.0.1.evil.example"));
         assert!(!is_loopback_host("[::2]:80"));
+    }
+
+    fn a_call(kind: CallKind, caller: &str, phase: Phase, cut: Option<CallKind>) -> Call {
+        Call {
+            id: "c-1".into(),
+            kind,
+            caller: caller.into(),
+            visit_id: None,
+            phase,
+            cut,
+        }
+    }
+
+    fn with_call(lang: &str, c: Call) -> KioskView {
+        let mut v = view(lang);
+        v.call = Some(c);
+        v
+    }
+
+    async fn call_in_state(app: Router) -> serde_json::Value {
+        let (status, body) = call_app(app, get("/api/state")).await;
+        assert_eq!(status, StatusCode::OK);
+        let state: serde_json::Value = serde_json::from_str(&body).expect("json");
+        state["call"].clone()
+    }
+
+    async fn call_app(app: Router, request: Request<Body>) -> (StatusCode, String) {
+        call(app, request).await
+    }
+
+    fn post_json(path: &str, body: &str) -> Request<Body> {
+        Request::post(path)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::ORIGIN, "http://127.0.0.1:8080")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    }
+
+    #[test]
+    fn every_call_text_exists_in_every_language() {
+        for key in CALL_TEXT_KEYS.iter().chain(TEXT_KEYS) {
+            for lang in ["fi", "sv", "en"] {
+                let own = crate::_RUST_I18N_BACKEND.translate(lang, key);
+                assert!(
+                    own.is_some_and(|t| !t.is_empty()),
+                    "{key} missing in {lang}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn calls_are_described_in_the_clients_language() {
+        let care = a_call(CallKind::ScheduledCare, " Anna ", Phase::Ringing, None);
+        let relative = a_call(CallKind::Relative, "Anna", Phase::Ringing, None);
+        let alarm = a_call(CallKind::Alarm, "Turvapuhelin", Phase::Ringing, None);
+        let on = a_call(CallKind::ScheduledCare, "Anna", Phase::Answered, None);
+        for (lang, care_t, relative_t, alarm_t, on_t) in [
+            (
+                "fi",
+                "Hoitaja Anna soittaa",
+                "Anna soittaa",
+                "Turvapuhelin soittaa hälytyksesi vuoksi",
+                "Puhelu käynnissä: Anna",
+            ),
+            (
+                "sv",
+                "Vårdaren Anna ringer",
+                "Anna ringer",
+                "Turvapuhelin ringer om ditt larm",
+                "Samtal pågår: Anna",
+            ),
+            (
+                "en",
+                "Nurse Anna is calling",
+                "Anna is calling",
+                "Turvapuhelin is calling about your alarm",
+                "Call in progress: Anna",
+            ),
+        ] {
+            assert_eq!(describe_call(lang, &care).title, care_t);
+            assert_eq!(describe_call(lang, &relative).title, relative_t);
+            assert_eq!(describe_call(lang, &alarm).title, alarm_t);
+            let shown = describe_call(lang, &on);
+            assert_eq!(shown.title, on_t);
+            assert_eq!(shown.state, CallState::Answered);
+            assert_eq!(shown.cut, None);
+        }
+        let cut_by_care = a_call(
+            CallKind::ScheduledCare,
+            "Anna",
+            Phase::Answered,
+            Some(CallKind::Relative),
+        );
+        let cut_by_alarm = a_call(
+            CallKind::Alarm,
+            "Turvapuhelin",
+            Phase::Answered,
+            Some(CallKind::ScheduledCare),
+        );
+        let cut_by_professional = a_call(
+            CallKind::Professional,
+            "Dr Virtanen",
+            Phase::Ringing,
+            Some(CallKind::Relative),
+        );
+        for (lang, care_t, alarm_t, professional_t) in [
+            (
+                "fi",
+                "Edellinen puhelu katkaistiin: hoitaja soittaa",
+                "Edellinen puhelu katkaistiin hälytyksesi vuoksi",
+                "Edellinen puhelu katkaistiin: Dr Virtanen soittaa",
+            ),
+            (
+                "sv",
+                "Det förra samtalet avbröts: vårdaren ringer",
+                "Det förra samtalet avbröts på grund av ditt larm",
+                "Det förra samtalet avbröts: Dr Virtanen ringer",
+            ),
+            (
+                "en",
+                "The previous call was cut: the nurse is calling",
+                "The previous call was cut because of your alarm",
+                "The previous call was cut: Dr Virtanen is calling",
+            ),
+        ] {
+            assert_eq!(
+                describe_call(lang, &cut_by_care).cut.as_deref(),
+                Some(care_t)
+            );
+            assert_eq!(
+                describe_call(lang, &cut_by_alarm).cut.as_deref(),
+                Some(alarm_t)
+            );
+            assert_eq!(
+                describe_call(lang, &cut_by_professional).cut.as_deref(),
+                Some(professional_t)
+            );
+        }
+        // A name with markup or control characters stays a name, bounded.
+        let odd = a_call(
+            CallKind::Relative,
+            &format!("Anna\u{7}%{{name}}{}", "x".repeat(200)),
+            Phase::Ringing,
+            None,
+        );
+        let title = describe_call("en", &odd).title;
+        assert!(title.starts_with("Anna%{name}x"), "{title}");
+        assert!(title.chars().count() < 100, "{title}");
+    }
+
+    #[tokio::test]
+    async fn a_ringing_call_shows_two_big_buttons_and_follows_the_state() {
+        let ringing = a_call(CallKind::ScheduledCare, "Anna <i>", Phase::Ringing, None);
+        let (keep, rx) = watch::channel(with_call("fi", ringing));
+        let (tx, _rx) = mpsc::channel(1);
+        let app = router(rx, tx, no_calls());
+        let (status, body) = call_app(app.clone(), get("/")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains(
+            r#"<p class="call-title" id="call-title">Hoitaja Anna &lt;i&gt; soittaa</p>"#
+        ));
+        assert!(!body.contains("Anna <i>"), "raw name in page");
+        assert!(body.contains(r#"<div class="call-buttons" id="call-ringing">"#));
+        assert!(body.contains(r#"<div class="call-buttons" id="call-answered" hidden>"#));
+        assert!(body.contains(
+            r#"<button type="button" class="answer" id="call-answer" aria-describedby="call-title">Vastaa</button>"#
+        ));
+        assert!(body.contains(">Hylkää</button>"));
+        assert!(body.contains(r#"<p class="call-cut" id="call-cut" hidden></p>"#));
+        assert!(body.contains(r#"var callId = "c-1";"#));
+        let shown = call_in_state(app.clone()).await;
+        assert_eq!(shown["call_id"], "c-1");
+        assert_eq!(shown["state"], "ringing");
+        assert_eq!(shown["kind"], "scheduled_care");
+        assert_eq!(shown["title"], "Hoitaja Anna <i> soittaa");
+        assert!(shown["cut"].is_null());
+
+        // Cut in by an alarm call, answered by itself.
+        keep.send_modify(|v| {
+            v.language = "sv".into();
+            v.call = Some(a_call(
+                CallKind::Alarm,
+                "Larmcentralen",
+                Phase::Answered,
+                Some(CallKind::ScheduledCare),
+            ));
+        });
+        let shown = call_in_state(app.clone()).await;
+        assert_eq!(shown["state"], "answered");
+        assert_eq!(shown["title"], "Samtal pågår: Larmcentralen");
+        assert_eq!(
+            shown["cut"],
+            "Det förra samtalet avbröts på grund av ditt larm"
+        );
+        let (_, body) = call_app(app.clone(), get("/")).await;
+        assert!(body.contains(r#"<div class="call-buttons" id="call-ringing" hidden>"#));
+        assert!(body.contains(r#"<div class="call-buttons" id="call-answered">"#));
+        assert!(body.contains(">Avsluta samtalet</button>"));
+
+        // No call: nothing shown, no buttons.
+        keep.send_modify(|v| v.call = None);
+        assert!(call_in_state(app.clone()).await.is_null());
+        let (_, body) = call_app(app, get("/")).await;
+        assert!(body.contains(r#"<p class="call-title" id="call-title" hidden></p>"#));
+        assert!(body.contains(r#"<div class="call-buttons" id="call-ringing" hidden>"#));
+        assert!(body.contains(r#"<div class="call-buttons" id="call-answered" hidden>"#));
+        assert!(body.contains("var callId = null;"));
+    }
+
+    #[tokio::test]
+    async fn call_buttons_reach_the_agent_and_report_its_answer() {
+        let (_keep, rx) = watch::channel(view("en"));
+        let (tx, _help) = mpsc::channel(1);
+        let (calls, mut presses) = mpsc::channel::<CallPress>(4);
+        let app = router(rx, tx, calls);
+        let agent = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for reply in [
+                Ok(CallState::Answered),
+                Err(CallError::UnknownCall("old".into())),
+                Ok(CallState::Ended),
+                Ok(CallState::Declined),
+            ] {
+                let press = presses.recv().await.expect("press");
+                seen.push((press.action, press.call_id));
+                let _ = press.reply.send(reply);
+            }
+            seen
+        });
+        let (status, body) = call_app(
+            app.clone(),
+            post_json("/api/call/accept", r#"{"call_id":"c-1"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).expect("json")["state"],
+            "answered"
+        );
+        let (status, body) = call_app(
+            app.clone(),
+            post_json("/api/call/decline", r#"{"call_id":"old"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body.contains("not the current call"), "{body}");
+        let (status, _) = call_app(
+            app.clone(),
+            post_json("/api/call/hang-up", r#"{"call_id":"c-1"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call_app(
+            app.clone(),
+            post_json("/api/call/decline", r#"{"call_id":"c-2"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            agent.await.expect("agent"),
+            [
+                (ClientAction::Accept, "c-1".to_string()),
+                (ClientAction::Decline, "old".to_string()),
+                (ClientAction::HangUp, "c-1".to_string()),
+                (ClientAction::Decline, "c-2".to_string()),
+            ]
+        );
+        // The agent is gone: the press cannot be taken.
+        let (status, _) =
+            call_app(app, post_json("/api/call/accept", r#"{"call_id":"c-1"}"#)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn call_endpoints_refuse_bad_bodies_and_foreign_origins() {
+        let (_keep, rx) = watch::channel(view("fi"));
+        let (tx, _help) = mpsc::channel(1);
+        let (calls, mut presses) = mpsc::channel::<CallPress>(4);
+        let app = router(rx, tx, calls);
+        for path in ["/api/call/accept", "/api/call/decline", "/api/call/hang-up"] {
+            let foreign = Request::post(path)
+                .header(header::HOST, "127.0.0.1:8080")
+                .header(header::ORIGIN, "https://evil.example")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"call_id":"c-1"}"#))
+                .expect("request");
+            assert_eq!(
+                call_app(app.clone(), foreign).await.0,
+                StatusCode::FORBIDDEN
+            );
+            let rebound = Request::post(path)
+                .header(header::HOST, "evil.example")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"call_id":"c-1"}"#))
+                .expect("request");
+            assert_eq!(
+                call_app(app.clone(), rebound).await.0,
+                StatusCode::MISDIRECTED_REQUEST
+            );
+            // A plain form post (no JSON content type) is not taken.
+            let (status, _) = call_app(app.clone(), post(path)).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+            for bad in ["not json", "{}", r#"{"call_id":""}"#, r#"{"call_id":7}"#] {
+                let (status, _) = call_app(app.clone(), post_json(path, bad)).await;
+                assert!(status.is_client_error(), "{path} {bad}: {status}");
+            }
+            let long = format!(r#"{{"call_id":"{}"}}"#, "x".repeat(MAX_CALL_ID_BYTES + 1));
+            let (status, _) = call_app(app.clone(), post_json(path, &long)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
+        // None of them reached the agent.
+        assert!(presses.try_recv().is_err());
     }
 }

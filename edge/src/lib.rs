@@ -4,6 +4,7 @@ rust_i18n::i18n!("locales", fallback = "en");
 
 pub mod agent;
 pub mod backoff;
+pub mod calls;
 pub mod inputs;
 pub mod kiosk;
 pub mod link;

@@ -1,6 +1,7 @@
 //! The link to the hub: one WebSocket over mutual TLS, reconnected with
-//! backoff, carrying heartbeats, outbox events, settings pushes and the
-//! client's schedule.
+//! backoff, carrying heartbeats, outbox events, settings pushes, the
+//! client's schedule and calls (offers and ends from the hub, the terminal's
+//! call updates back).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::agent::Shared;
 use crate::backoff::Backoff;
+use crate::calls::Offer;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -167,6 +169,12 @@ async fn session(
     backoff: &mut Backoff,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
+    // Live frames are for the connection they were made on: whatever a
+    // broken one left behind is dropped, not replayed.
+    let mut live = shared.live_frames().await;
+    while let Ok(stale) = live.try_recv() {
+        crate::agent::log_dropped(&stale, "the link broke before sending it");
+    }
     let tls = shared.tls.clone();
     let mut socket = tokio::select! {
         _ = stop.changed() => return Ok(()),
@@ -227,6 +235,9 @@ async fn session(
             }
             _ = shared.outbox_changed.notified() => {
                 send_pending(shared, &mut socket, &mut in_flight).await?;
+            }
+            Some(frame) = live.recv() => {
+                send(&mut socket, &frame).await?;
             }
             frame = tokio::time::timeout(silence, socket.next()) => {
                 let frame = match frame {
@@ -292,6 +303,13 @@ async fn session(
                         }
                     }
                     HubToEdge::Schedule(schedule) => shared.schedule_received(schedule).await,
+                    HubToEdge::CallOffer { call_id, kind, caller, visit_id, auto_answer } => {
+                        let offer = Offer { call_id, kind, caller, visit_id, auto_answer };
+                        for update in shared.call_offered(offer) {
+                            send(&mut socket, &update).await?;
+                        }
+                    }
+                    HubToEdge::CallEnd { call_id, reason: _ } => shared.call_ended(&call_id),
                     HubToEdge::Welcome { .. } => {}
                     other => tracing::debug!(?other, "ignored message"),
                 }

@@ -197,7 +197,7 @@ pub fn next_visit(visits: &[ScheduledVisit], now_ms: i64) -> Option<&ScheduledVi
 
 /// Replaces each `%{name}` in `template` once, in one pass, so a value
 /// that itself contains `%{…}` is left as it is.
-fn fill(template: &str, values: &[(&str, &str)]) -> String {
+pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(start) = rest.find("%{") {

@@ -79,10 +79,10 @@ pub async fn ring(
         .unwrap_or_default();
     let mut rung = 0;
     for device in state.store.client_devices(&client.id).await? {
-        if !state
+        if state
             .devices
             .presence(&device)
-            .is_some_and(|p| p.protocol >= 2)
+            .is_none_or(|p| p.protocol < 2)
         {
             continue;
         }
