@@ -128,6 +128,12 @@ const VISIT_COLUMNS: &str =
      window_end, length_min, purpose, skill, language, nurse_id, pinned, scheduled_start, status, \
      status_since, attempts, next_attempt_at, started_at, ended_at, outcome, note";
 
+/// A worklist entry: the visit and its client.
+const WORKLIST_SELECT: &str = "SELECT v.id, v.client_id, c.name AS client_name, \
+     c.language AS client_language, v.purpose, v.planned_at, v.window_start, v.window_end, \
+     v.scheduled_start, v.length_min, v.status, v.attempts, v.next_attempt_at, v.nurse_id, \
+     v.pinned, v.outcome, v.note FROM visits v JOIN clients c ON c.id = v.client_id";
+
 /// Rows per multi-row statement (SQLite allows 32,766 parameters).
 const BATCH: usize = 1000;
 
@@ -270,12 +276,8 @@ impl Store {
     ) -> StoreResult<Vec<WorklistItem>> {
         // Windows are at most a day long: the index on (nurse_id, window_start) bounds the scan.
         with_pool!(self, pool => sqlx::query_as::<_, WorklistItem>(
-            "SELECT v.id, v.client_id, c.name AS client_name, c.language AS client_language, v.purpose, \
-             v.planned_at, v.window_start, v.window_end, v.scheduled_start, v.length_min, v.status, \
-             v.attempts, v.next_attempt_at, v.nurse_id, v.pinned, v.outcome, v.note \
-             FROM visits v JOIN clients c ON c.id = v.client_id \
-             WHERE v.nurse_id = $1 AND v.window_start >= $4 AND v.window_start < $3 AND v.window_end > $2 \
-             ORDER BY COALESCE(v.scheduled_start, v.planned_at), v.id",
+            &format!("{WORKLIST_SELECT} WHERE v.nurse_id = $1 AND v.window_start >= $4 AND v.window_start < $3 \
+             AND v.window_end > $2 ORDER BY COALESCE(v.scheduled_start, v.planned_at), v.id"),
         )
         .bind(nurse_id)
         .bind(from)
@@ -289,12 +291,8 @@ impl Store {
     /// Visits of the day nobody has been assigned to.
     pub async fn unassigned(&self, from: i64, to: i64) -> StoreResult<Vec<WorklistItem>> {
         with_pool!(self, pool => sqlx::query_as::<_, WorklistItem>(
-            "SELECT v.id, v.client_id, c.name AS client_name, c.language AS client_language, v.purpose, \
-             v.planned_at, v.window_start, v.window_end, v.scheduled_start, v.length_min, v.status, \
-             v.attempts, v.next_attempt_at, v.nurse_id, v.pinned, v.outcome, v.note \
-             FROM visits v JOIN clients c ON c.id = v.client_id \
-             WHERE v.nurse_id IS NULL AND v.window_start < $2 AND v.window_end > $1 \
-             AND v.status NOT IN ('completed', 'cancelled') ORDER BY v.window_start, v.id",
+            &format!("{WORKLIST_SELECT} WHERE v.nurse_id IS NULL AND v.window_start < $2 AND v.window_end > $1 \
+             AND v.status NOT IN ('completed', 'cancelled') ORDER BY v.window_start, v.id"),
         )
         .bind(from)
         .bind(to)
