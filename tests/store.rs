@@ -280,6 +280,20 @@ async fn schedule(store: &Store) {
         .expect("generate");
     assert!(first.visits >= 4, "{first:?}");
     assert_eq!(again.written, 0, "generation is idempotent");
+    // The hourly roll generates only the newest slice of the horizon once it has run.
+    use etahoiva::schedule::generate::roll_horizon;
+    let rolled = roll_horizon(store, now, 14).await.expect("roll");
+    assert!(
+        rolled.visits >= 4,
+        "the first roll covers the horizon: {rolled:?}"
+    );
+    let next = roll_horizon(store, now + 3_600_000, 14)
+        .await
+        .expect("roll");
+    assert_eq!(
+        next.visits, 0,
+        "a later roll covers only the last day: {next:?}"
+    );
     let visits = store
         .client_visits(&client.id, now - 2 * 86_400_000, now + 14 * 86_400_000)
         .await

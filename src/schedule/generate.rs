@@ -276,14 +276,48 @@ pub async fn regenerate_client(
     Ok(report)
 }
 
-/// Extends every client's visits to the horizon (the hub runs this hourly).
+/// Generates every client's visits from `now` to the horizon.
 /// A rule that cannot be expanded is reported and skipped, not fatal.
-#[tracing::instrument(skip(store))]
 pub async fn extend_horizon(
     store: &Store,
     now: i64,
     horizon_days: u32,
 ) -> Result<GenerateReport, ScheduleError> {
+    generate_range(store, now, now + i64::from(horizon_days) * 86_400_000).await
+}
+
+/// Where the rolling horizon was last generated to.
+const GENERATED_UNTIL: &str = "visits_generated_until";
+
+/// Moves the rolling horizon on (the hub runs this hourly): generates only
+/// the part not yet generated, a day's overlap kept for safety. Plan edits
+/// regenerate their client's whole horizon themselves.
+pub async fn roll_horizon(
+    store: &Store,
+    now: i64,
+    horizon_days: u32,
+) -> Result<GenerateReport, ScheduleError> {
+    let until = now + i64::from(horizon_days) * 86_400_000;
+    let from = match store.get_meta(GENERATED_UNTIL).await? {
+        Some(done) => done
+            .parse::<i64>()
+            .map(|d| (d - 86_400_000).clamp(now, until))
+            .unwrap_or(now),
+        None => now,
+    };
+    let report = generate_range(store, from, until).await?;
+    store.set_meta(GENERATED_UNTIL, &until.to_string()).await?;
+    Ok(report)
+}
+
+/// Generates every client's visits whose time falls in `[from, to)`.
+#[tracing::instrument(skip(store))]
+pub async fn generate_range(
+    store: &Store,
+    from: i64,
+    to: i64,
+) -> Result<GenerateReport, ScheduleError> {
+    let now = from;
     let clients: HashMap<String, Client> = store.clients_by_id().await?;
     let rules = store.all_rules().await?;
     let pauses = store.pauses(None).await?;
@@ -291,7 +325,6 @@ pub async fn extend_horizon(
     for p in &pauses {
         by_client.entry(p.client_id.as_str()).or_default().push(p);
     }
-    let to = now + i64::from(horizon_days) * 86_400_000;
     let mut report = GenerateReport {
         clients: clients.len(),
         rules: rules.len(),

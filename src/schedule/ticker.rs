@@ -130,7 +130,7 @@ pub async fn run(store: Store, notifier: Notifier, settings: std::sync::Arc<Sett
     loop {
         interval.tick().await;
         if last_horizon.is_none_or(|t| t.elapsed() >= HORIZON_EVERY) {
-            match super::generate::extend_horizon(&store, now_ms(), settings.schedule_horizon_days)
+            match super::generate::roll_horizon(&store, now_ms(), settings.schedule_horizon_days)
                 .await
             {
                 Ok(report) => {
