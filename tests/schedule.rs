@@ -561,6 +561,10 @@ async fn bad_plans_are_refused_with_the_reason_and_change_nothing() {
             json!({"dtstart": "2026-11-23T08:00", "purpose": "x", "id": "not-in-plan"}),
             "not in this plan",
         ),
+        (
+            json!({"dtstart": "1700-01-01T08:00", "rrule": "FREQ=DAILY", "purpose": "x"}),
+            "within 5 years",
+        ),
     ] {
         let (s, body) = send(&w, "PUT", &w.admin, &path, json!({"rules": [rule]})).await;
         assert_eq!(s, 422, "{body}");
@@ -579,6 +583,16 @@ async fn bad_plans_are_refused_with_the_reason_and_change_nothing() {
     )
     .await;
     assert_eq!(s, 422);
+    // A client moved to an area that does not exist: refused, not a server error.
+    let (s, body) = send(
+        &w,
+        "PATCH",
+        &w.admin,
+        &format!("/api/v1/clients/{}", w.client),
+        json!({"area_id": "no-such-area"}),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
     let r = w
         .http
         .put(w.hub.url(&path))

@@ -80,6 +80,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+async fn check_area(state: &AppState, id: &str) -> Result<(), ApiError> {
+    if state.store.list_areas().await?.iter().any(|a| a.id == id) {
+        Ok(())
+    } else {
+        Err(unprocessable(format!("area {id:?} does not exist")))
+    }
+}
+
 async fn check_nurse(state: &AppState, id: &str) -> Result<(), ApiError> {
     let nurses = state.store.list_nurses().await?;
     if nurses.iter().any(|n| n.id == id) {
@@ -116,18 +124,7 @@ pub async fn create_client(
     if let Some(n) = &input.named_nurse_id {
         check_nurse(&state, n).await?;
     }
-    if !state
-        .store
-        .list_areas()
-        .await?
-        .iter()
-        .any(|a| a.id == input.area_id)
-    {
-        return Err(unprocessable(format!(
-            "area {:?} does not exist",
-            input.area_id
-        )));
-    }
+    check_area(&state, &input.area_id).await?;
     let client = state
         .store
         .create_client(NewClient {
@@ -212,6 +209,9 @@ pub async fn patch_client(
     }
     if let Some(Some(n)) = &patch.named_nurse_id {
         check_nurse(&state, n).await?;
+    }
+    if let Some(area) = &patch.area_id {
+        check_area(&state, area).await?;
     }
     let client = state
         .store

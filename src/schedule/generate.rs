@@ -12,6 +12,8 @@ use crate::store::{Client, NewVisit, Pause, Store, VisitRuleRecord};
 
 /// Longest window a visit may have on either side of its time.
 pub const MAX_WINDOW_MIN: u32 = 12 * 60;
+/// How far from today a rule may start.
+pub const MAX_YEARS_FROM_NOW: i32 = 5;
 /// Longest visit.
 pub const MAX_LENGTH_MIN: u32 = 240;
 
@@ -119,6 +121,14 @@ impl VisitRuleInput {
             check_skill(skill)?;
         }
         let dtstart = parse_time("dtstart", &self.dtstart, &tz, false)?;
+        // Rules are expanded from their start: keep it within reach.
+        let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
+        let years = (i32::from(dtstart.year()) - i32::from(today.year())).abs();
+        if years > MAX_YEARS_FROM_NOW {
+            return Err(bad(format!(
+                "dtstart must be within {MAX_YEARS_FROM_NOW} years of today; start a long-running plan anew from a recent date"
+            )));
+        }
         let exdates = self
             .exdates
             .iter()
