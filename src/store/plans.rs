@@ -198,15 +198,12 @@ impl Store {
     ) -> StoreResult<()> {
         let now = now_ms();
         with_pool!(self, pool => async {
+            // Writes first: a SQLite transaction that starts with a read
+            // cannot wait for another writer when it upgrades.
             let mut tx = pool.begin().await?;
-            let existing: Vec<String> =
-                sqlx::query_scalar("SELECT id FROM visit_rules WHERE client_id = $1")
+            if rules.is_empty() {
+                sqlx::query("DELETE FROM visit_rules WHERE client_id = $1")
                     .bind(client_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for id in existing.iter().filter(|id| !rules.iter().any(|r| &r.id == *id)) {
-                sqlx::query("DELETE FROM visit_rules WHERE id = $1")
-                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -237,6 +234,17 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            }
+            let existing: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM visit_rules WHERE client_id = $1")
+                    .bind(client_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for id in existing.iter().filter(|id| !rules.iter().any(|r| &r.id == *id)) {
+                sqlx::query("DELETE FROM visit_rules WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await
         }

@@ -134,6 +134,10 @@ const WORKLIST_SELECT: &str = "SELECT v.id, v.client_id, c.name AS client_name, 
      v.scheduled_start, v.length_min, v.status, v.attempts, v.next_attempt_at, v.nurse_id, \
      v.pinned, v.outcome, v.note FROM visits v JOIN clients c ON c.id = v.client_id";
 
+/// No visit window is longer than this (12 hours on either side of its
+/// time): range queries bound their index scans with it.
+const LONGEST_WINDOW_MS: i64 = 24 * 3_600_000;
+
 /// Rows per multi-row statement (SQLite allows 32,766 parameters).
 const BATCH: usize = 1000;
 
@@ -245,6 +249,7 @@ impl Store {
     pub async fn visits_between(&self, from: i64, to: i64) -> StoreResult<Vec<Visit>> {
         let sql = format!(
             "SELECT {VISIT_COLUMNS} FROM visits WHERE window_start < $2 AND window_end > $1 \
+             AND window_start >= $1 - {LONGEST_WINDOW_MS} \
              ORDER BY window_start, id"
         );
         with_pool!(self, pool => sqlx::query_as::<_, Visit>(&sql).bind(from).bind(to).fetch_all(pool).await)
@@ -260,6 +265,7 @@ impl Store {
     ) -> StoreResult<Vec<Visit>> {
         let sql = format!(
             "SELECT {VISIT_COLUMNS} FROM visits WHERE client_id = $1 AND window_start < $3 AND window_end > $2 \
+             AND window_start >= $2 - {LONGEST_WINDOW_MS} \
              ORDER BY window_start, id"
         );
         with_pool!(self, pool => sqlx::query_as::<_, Visit>(&sql).bind(client_id).bind(from).bind(to).fetch_all(pool).await)
@@ -282,7 +288,7 @@ impl Store {
         .bind(nurse_id)
         .bind(from)
         .bind(to)
-        .bind(from - 86_400_000)
+        .bind(from - LONGEST_WINDOW_MS)
         .fetch_all(pool)
         .await)
         .map_err(|e| StoreError::from_sqlx(e, "visit"))
@@ -292,6 +298,7 @@ impl Store {
     pub async fn unassigned(&self, from: i64, to: i64) -> StoreResult<Vec<WorklistItem>> {
         with_pool!(self, pool => sqlx::query_as::<_, WorklistItem>(
             &format!("{WORKLIST_SELECT} WHERE v.nurse_id IS NULL AND v.window_start < $2 AND v.window_end > $1 \
+             AND v.window_start >= $1 - {LONGEST_WINDOW_MS} \
              AND v.status NOT IN ('completed', 'cancelled') ORDER BY v.window_start, v.id"),
         )
         .bind(from)
@@ -335,29 +342,16 @@ impl Store {
         from: i64,
         to: i64,
     ) -> StoreResult<Vec<String>> {
-        with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM visits WHERE nurse_id = $1 AND status IN ('planned', 'due', 'no_answer') \
-                 AND window_end > $2 AND window_start < $3",
-            )
-            .bind(nurse_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&mut *tx)
-            .await?;
-            for id in &ids {
-                sqlx::query(
-                    "UPDATE visits SET nurse_id = NULL, scheduled_start = NULL, pinned = FALSE, updated_at = $2 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(ids)
-        }
+        with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "UPDATE visits SET nurse_id = NULL, scheduled_start = NULL, pinned = FALSE, updated_at = $4 \
+             WHERE nurse_id = $1 AND status IN ('planned', 'due', 'no_answer') \
+             AND window_end > $2 AND window_start < $3 RETURNING id",
+        )
+        .bind(nurse_id)
+        .bind(from)
+        .bind(to)
+        .bind(now_ms())
+        .fetch_all(pool)
         .await)
         .map_err(|e| StoreError::from_sqlx(e, "visit"))
     }
