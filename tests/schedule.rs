@@ -804,6 +804,15 @@ async fn browser_worklist_calls_updates_live_and_records_the_outcome() {
     assert_eq!(unnamed, 0);
 }
 
+/// The terminal reports a call's state.
+async fn call_update(link: &mut common::edge::RawLink, call_id: &str, state: &str) {
+    common::edge::send_text(
+        link,
+        json!({"type": "call_update", "call_id": call_id, "state": state}).to_string(),
+    )
+    .await;
+}
+
 /// Reads frames until one of `kind` arrives (within the helper's 10 s per frame).
 async fn frame_of(link: &mut common::edge::RawLink, kind: &str) -> Value {
     for _ in 0..20 {
@@ -857,11 +866,7 @@ async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts
     assert_eq!(offer["kind"], "scheduled_care");
     assert_eq!(offer["auto_answer"], false, "{offer}");
     let first_call = offer["call_id"].as_str().expect("call id").to_string();
-    common::edge::send_text(
-        &mut link,
-        json!({"type": "call_update", "call_id": first_call, "state": "declined"}).to_string(),
-    )
-    .await;
+    call_update(&mut link, &first_call, "declined").await;
     let declined = eventually(Duration::from_secs(10), || async {
         get(&w, &anna, &format!("/api/v1/visits/{id}")).await.1["status"] == "no_answer"
     })
@@ -877,16 +882,8 @@ async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts
     let call = offer["call_id"].as_str().expect("call id").to_string();
     assert_ne!(call, first_call, "each try is its own call");
     // A late answer to the first try changes nothing.
-    common::edge::send_text(
-        &mut link,
-        json!({"type": "call_update", "call_id": first_call, "state": "answered"}).to_string(),
-    )
-    .await;
-    common::edge::send_text(
-        &mut link,
-        json!({"type": "call_update", "call_id": call, "state": "answered"}).to_string(),
-    )
-    .await;
+    call_update(&mut link, &first_call, "answered").await;
+    call_update(&mut link, &call, "answered").await;
     let started = eventually(Duration::from_secs(10), || async {
         get(&w, &anna, &format!("/api/v1/visits/{id}")).await.1["status"] == "in_progress"
     })
