@@ -230,13 +230,19 @@ pub async fn sign_off(
     }
     let now = now_ms();
     let tz = zone(&state.settings.unit_time_zone)?;
-    let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
+    let today = crate::schedule::ts(now).to_zoned(tz.clone()).date();
     let (_, end_of_day) = day_range(today, &tz);
-    state.store.sign_off_nurse(&id, now, end_of_day).await?;
-    let released = state
+    // Off for the rest of the day, or to the end of a shift running past midnight.
+    let until = state
         .store
-        .release_nurse_visits(&id, now, end_of_day)
-        .await?;
+        .shifts_between(now, end_of_day)
+        .await?
+        .iter()
+        .filter(|s| s.nurse_id == id)
+        .map(|s| s.ends_at)
+        .fold(end_of_day, i64::max);
+    state.store.sign_off_nurse(&id, now, until).await?;
+    let released = state.store.release_nurse_visits(&id, now, until).await?;
     state
         .store
         .audit(
@@ -246,7 +252,24 @@ pub async fn sign_off(
             Some(&format!("{} visits released", released.len())),
         )
         .await?;
-    let report = assign_day(&state.store, &state.settings, today, false, now).await?;
+    // Re-plan every day a released visit belongs to (a late call may be tomorrow's).
+    let mut days = vec![today];
+    for visit_id in &released {
+        let visit = state.store.get_visit(visit_id).await?;
+        let day = crate::schedule::ts(visit.planned_at)
+            .to_zoned(tz.clone())
+            .date();
+        if !days.contains(&day) {
+            days.push(day);
+        }
+    }
+    let mut report = assign_day(&state.store, &state.settings, today, false, now).await?;
+    for day in days.into_iter().skip(1) {
+        let more = assign_day(&state.store, &state.settings, day, false, now).await?;
+        report.planned += more.planned;
+        report.placed += more.placed;
+        report.unplaced.extend(more.unplaced);
+    }
     state.schedule.send(Change::Everything);
     Ok(ApiJson(report))
 }

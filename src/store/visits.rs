@@ -460,15 +460,31 @@ impl Store {
         now: i64,
         ring_timeout_ms: i64,
     ) -> StoreResult<Vec<Visit>> {
-        let sql = format!(
-            "SELECT {VISIT_COLUMNS} FROM visits WHERE \
-             (status = 'planned' AND window_start <= $1) \
-             OR (status IN ('due', 'no_answer') AND (window_end <= $1 OR next_attempt_at <= $1)) \
-             OR (status = 'calling' AND status_since <= $2) \
+        // Three queries, each on its index: planned visits whose window
+        // opened, open visits whose retry is due or window closed, calls
+        // ringing too long. Only the first can be many.
+        let opened = format!(
+            "SELECT {VISIT_COLUMNS} FROM visits WHERE status = 'planned' AND window_start <= $1 \
              ORDER BY window_start LIMIT 5000"
         );
-        with_pool!(self, pool => sqlx::query_as::<_, Visit>(&sql).bind(now).bind(now - ring_timeout_ms).fetch_all(pool).await)
-            .map_err(|e| StoreError::from_sqlx(e, "visit"))
+        let open = format!(
+            "SELECT {VISIT_COLUMNS} FROM visits WHERE status IN ('due', 'no_answer') \
+             AND (window_end <= $1 OR next_attempt_at <= $1)"
+        );
+        let ringing = format!(
+            "SELECT {VISIT_COLUMNS} FROM visits WHERE status = 'calling' AND status_since <= $1"
+        );
+        let mut out = with_pool!(self, pool => sqlx::query_as::<_, Visit>(&opened).bind(now).fetch_all(pool).await)
+            .map_err(|e| StoreError::from_sqlx(e, "visit"))?;
+        out.extend(
+            with_pool!(self, pool => sqlx::query_as::<_, Visit>(&open).bind(now).fetch_all(pool).await)
+                .map_err(|e| StoreError::from_sqlx(e, "visit"))?,
+        );
+        out.extend(
+            with_pool!(self, pool => sqlx::query_as::<_, Visit>(&ringing).bind(now - ring_timeout_ms).fetch_all(pool).await)
+                .map_err(|e| StoreError::from_sqlx(e, "visit"))?,
+        );
+        Ok(out)
     }
 
     pub async fn visit_timeline(&self, visit_id: &str) -> StoreResult<Vec<VisitEvent>> {

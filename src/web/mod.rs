@@ -90,6 +90,8 @@ struct ConsolePage {
     devices: Option<DevicesPanel>,
     /// The nurse's worklist table.
     worklist: Option<String>,
+    /// The worklist's day as asked, for its live refresh.
+    worklist_date: String,
 }
 
 struct DevicesPanel {
@@ -124,6 +126,8 @@ struct DevicesTable {
 #[derive(Deserialize)]
 struct ConsoleQuery {
     filter: Option<String>,
+    /// The worklist's day, `YYYY-MM-DD` (today when left out).
+    date: Option<String>,
 }
 
 fn device_filter(query: &ConsoleQuery) -> &'static str {
@@ -472,7 +476,7 @@ async fn console(
         None
     };
     let worklist = if role == Role::Nurse {
-        Some(worklist::worklist_html(&state, lang, &session.user.id).await?)
+        Some(worklist::worklist_html(&state, lang, &session.user.id, query.date.as_deref()).await?)
     } else {
         None
     };
@@ -498,6 +502,12 @@ async fn console(
                 .collect(),
             devices,
             worklist,
+            worklist_date: query
+                .date
+                .as_deref()
+                .filter(|d| d.parse::<jiff::civil::Date>().is_ok())
+                .unwrap_or_default()
+                .to_string(),
         },
     ))
 }

@@ -97,9 +97,10 @@ pub async fn worklist_html(
     state: &AppState,
     lang: Lang,
     nurse_id: &str,
+    date: Option<&str>,
 ) -> Result<String, ApiError> {
     let tz = zone(&state.settings.unit_time_zone)?;
-    let date = unit_date(state, None)?;
+    let date = unit_date(state, date.filter(|d| !d.is_empty()))?;
     let items = worklist_of(state, nurse_id, date).await?;
     let done = items
         .iter()
@@ -122,9 +123,15 @@ pub async fn worklist_html(
 }
 
 /// `GET /console/nurse/worklist`: the table alone, for live refresh.
+#[derive(Deserialize)]
+pub struct DayQuery {
+    pub date: Option<String>,
+}
+
 pub async fn fragment(
     State(state): State<AppState>,
     headers: HeaderMap,
+    axum::extract::Query(day): axum::extract::Query<DayQuery>,
 ) -> Result<Response, ApiError> {
     let Some(session) = current_session(&state, &headers).await? else {
         return Err(ApiError::Unauthorized);
@@ -133,7 +140,7 @@ pub async fn fragment(
         return Err(ApiError::Forbidden);
     }
     let lang = Lang::negotiate(session.user.language.as_deref(), &headers);
-    let html = worklist_html(&state, lang, &session.user.id).await?;
+    let html = worklist_html(&state, lang, &session.user.id, day.date.as_deref()).await?;
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),
