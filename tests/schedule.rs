@@ -299,7 +299,10 @@ async fn plan_to_worklist_to_completed_visit() {
         .text()
         .await
         .expect("text");
-    assert!(feed_text.contains("BEGIN:VCALENDAR"), "{feed_text}");
+    assert!(
+        feed_text.contains(&format!("UID:visit-{id}@etahoiva")),
+        "the feed holds the visit: {feed_text}"
+    );
     let wrong = public
         .get(w.hub.url("/calendar/not-a-token.ics"))
         .send()

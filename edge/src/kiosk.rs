@@ -1041,9 +1041,11 @@ mod tests {
     }
 
     #[test]
-    fn every_call_text_exists_in_every_language() {
+    fn every_call_and_schedule_text_exists_in_every_language() {
         for key in CALL_TEXT_KEYS.iter().chain(TEXT_KEYS) {
             for lang in ["fi", "sv", "en"] {
+                // Asked without the English fallback, so a missing
+                // translation shows up here instead of on a kiosk.
                 let own = crate::_RUST_I18N_BACKEND.translate(lang, key);
                 assert!(
                     own.is_some_and(|t| !t.is_empty()),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{pki, write_profile, DEVICE_ID};
+use common::{pki, write_profile};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,33 +97,9 @@ fn stand_in_hub(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let Ok(stream) = acceptor.accept(tcp).await else {
+            let Some(mut ws) = common::admit(&acceptor, tcp).await else {
                 continue;
             };
-            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                continue;
-            };
-            let Some(Ok(Message::Text(hello))) = ws.next().await else {
-                continue;
-            };
-            assert!(matches!(
-                decode::<EdgeToHub>(hello.as_str()),
-                Ok(EdgeToHub::Hello { protocol: 2, .. })
-            ));
-            let welcome = HubToEdge::Welcome {
-                protocol: 2,
-                device_id: DEVICE_ID.into(),
-                heartbeat_secs: 30,
-                server_time: 0,
-                client_name: None,
-            };
-            if ws
-                .send(Message::Text(encode(&welcome).into()))
-                .await
-                .is_err()
-            {
-                continue;
-            }
             admitted_one = false;
             let _ = connected.send(());
             loop {

@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::{pki, write_profile, DEVICE_ID};
+use common::{pki, write_profile};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use etahoiva_edge::agent::{self, RunOptions};
 use etahoiva_firmware_config::Profile;
-use etahoiva_proto::{decode, encode, EdgeToHub, HubToEdge, Schedule, ScheduledVisit};
+use etahoiva_proto::{encode, HubToEdge, Schedule, ScheduledVisit};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -54,34 +54,16 @@ async fn stand_in_hub(
         let acceptor = acceptor.clone();
         let schedule = schedule.clone();
         tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
+            let Some(mut ws) = common::admit(&acceptor, tcp).await else {
                 return;
             };
-            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            let message = HubToEdge::Schedule(schedule);
+            if ws
+                .send(Message::Text(encode(&message).into()))
+                .await
+                .is_err()
+            {
                 return;
-            };
-            let Some(Ok(Message::Text(hello))) = ws.next().await else {
-                return;
-            };
-            assert!(matches!(
-                decode::<EdgeToHub>(hello.as_str()),
-                Ok(EdgeToHub::Hello { protocol: 2, .. })
-            ));
-            let welcome = HubToEdge::Welcome {
-                protocol: 2,
-                device_id: DEVICE_ID.into(),
-                heartbeat_secs: 30,
-                server_time: 0,
-                client_name: None,
-            };
-            for message in [welcome, HubToEdge::Schedule(schedule)] {
-                if ws
-                    .send(Message::Text(encode(&message).into()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
             }
             while let Some(Ok(_)) = ws.next().await {}
         });

@@ -14,13 +14,6 @@ use crate::schedule::recurrence::zone;
 use crate::startup::AppState;
 use crate::store::{now_ms, Client, ClientChanges, NewClient, Pause, Visit, VisitRuleRecord};
 
-fn unprocessable(message: impl Into<String>) -> ApiError {
-    ApiError::Rejected {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        message: message.into(),
-    }
-}
-
 fn check_language(lang: &str) -> Result<(), ApiError> {
     Ok(crate::schedule::generate::check_language(lang)?)
 }
@@ -28,13 +21,15 @@ fn check_language(lang: &str) -> Result<(), ApiError> {
 fn check_zone(name: &str) -> Result<(), ApiError> {
     zone(name)
         .map(|_| ())
-        .map_err(|e| unprocessable(e.to_string()))
+        .map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     let n = value.trim().chars().count();
     if n == 0 || n > max {
-        return Err(unprocessable(format!("{field} must be 1-{max} characters")));
+        return Err(ApiError::unprocessable(format!(
+            "{field} must be 1-{max} characters"
+        )));
     }
     Ok(())
 }
@@ -84,16 +79,18 @@ async fn check_area(state: &AppState, id: &str) -> Result<(), ApiError> {
     if state.store.list_areas().await?.iter().any(|a| a.id == id) {
         Ok(())
     } else {
-        Err(unprocessable(format!("area {id:?} does not exist")))
+        Err(ApiError::unprocessable(format!(
+            "area {id:?} does not exist"
+        )))
     }
 }
 
-async fn check_nurse(state: &AppState, id: &str) -> Result<(), ApiError> {
-    let nurses = state.store.list_nurses().await?;
-    if nurses.iter().any(|n| n.id == id) {
+/// 422 unless `id` is a nurse.
+pub(crate) async fn check_nurse(state: &AppState, id: &str) -> Result<(), ApiError> {
+    if state.store.is_nurse(id).await? {
         Ok(())
     } else {
-        Err(unprocessable(format!("{id:?} is not a nurse")))
+        Err(ApiError::unprocessable(format!("{id:?} is not a nurse")))
     }
 }
 
@@ -350,21 +347,21 @@ pub async fn put_plan(
 ) -> Result<ApiJson<PlanSaved>, ApiError> {
     let client = state.store.get_client(&id).await?;
     if input.rules.len() > 50 {
-        return Err(unprocessable("a plan has at most 50 rules"));
+        return Err(ApiError::unprocessable("a plan has at most 50 rules"));
     }
     let existing = state.store.plan_rules(&id).await?;
     let mut records = Vec::with_capacity(input.rules.len());
     for (i, rule) in input.rules.into_iter().enumerate() {
         if let Some(rule_id) = &rule.id {
             if !existing.iter().any(|r| &r.id == rule_id) {
-                return Err(unprocessable(format!(
+                return Err(ApiError::unprocessable(format!(
                     "rules[{i}]: rule {rule_id:?} is not in this plan; leave the id out for a new rule"
                 )));
             }
         }
         records.push(
             rule.into_record(&client)
-                .map_err(|e| unprocessable(format!("rules[{i}]: {e}")))?,
+                .map_err(|e| ApiError::unprocessable(format!("rules[{i}]: {e}")))?,
         );
     }
     state.store.replace_plan(&id, &records).await?;
@@ -400,7 +397,7 @@ fn parse_instant(field: &str, value: &str) -> Result<i64, ApiError> {
     value
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|e| unprocessable(format!("{field}: {e}")))
+        .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
 }
 
 /// A client's pauses.
@@ -445,10 +442,12 @@ pub async fn add_pause(
     let starts_at = parse_instant("starts_at", &input.starts_at)?;
     let ends_at = parse_instant("ends_at", &input.ends_at)?;
     if ends_at <= starts_at {
-        return Err(unprocessable("ends_at must be after starts_at"));
+        return Err(ApiError::unprocessable("ends_at must be after starts_at"));
     }
     if input.reason.chars().count() > 500 {
-        return Err(unprocessable("reason must be at most 500 characters"));
+        return Err(ApiError::unprocessable(
+            "reason must be at most 500 characters",
+        ));
     }
     let pause = state
         .store
@@ -524,7 +523,7 @@ pub async fn client_visits(
         None => from + 14 * 86_400_000,
     };
     if to <= from || to - from > 92 * 86_400_000 {
-        return Err(unprocessable(
+        return Err(ApiError::unprocessable(
             "to must be after from, at most 92 days later",
         ));
     }

@@ -50,6 +50,14 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
+    /// 422: the request was understood but a field is wrong; `message` says which.
+    pub fn unprocessable(message: impl Into<String>) -> ApiError {
+        ApiError::Rejected {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,

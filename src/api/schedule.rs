@@ -24,19 +24,12 @@ use crate::store::{
     now_ms, Alert, Nurse, Role, SessionUser, Shift, Visit, VisitEvent, WorklistItem,
 };
 
-fn unprocessable(message: impl Into<String>) -> ApiError {
-    ApiError::Rejected {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        message: message.into(),
-    }
-}
-
 /// The unit's civil date from `YYYY-MM-DD`, today when left out.
 pub fn unit_date(state: &AppState, date: Option<&str>) -> Result<Date, ApiError> {
     match date {
         Some(d) => d
             .parse::<Date>()
-            .map_err(|e| unprocessable(format!("date must be YYYY-MM-DD: {e}"))),
+            .map_err(|e| ApiError::unprocessable(format!("date must be YYYY-MM-DD: {e}"))),
         None => {
             let tz = zone(&state.settings.unit_time_zone)?;
             Ok(jiff::Timestamp::now().to_zoned(tz).date())
@@ -95,7 +88,7 @@ pub async fn put_nurse_profile(
     Path(id): Path<String>,
     ApiJson(profile): ApiJson<NurseProfile>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.list_nurses().await?.iter().any(|n| n.id == id) {
+    if !state.store.is_nurse(&id).await? {
         return Err(ApiError::NotFound("nurse"));
     }
     if profile.languages.is_empty()
@@ -104,7 +97,9 @@ pub async fn put_nurse_profile(
             .iter()
             .any(|l| !matches!(l.as_str(), "fi" | "sv" | "en"))
     {
-        return Err(unprocessable("languages must be one or more of fi, sv, en"));
+        return Err(ApiError::unprocessable(
+            "languages must be one or more of fi, sv, en",
+        ));
     }
     for skill in &profile.skills {
         crate::schedule::generate::check_skill(skill)?;
@@ -170,27 +165,16 @@ pub async fn add_shift(
     let parse = |field: &str, v: &str| {
         v.parse::<jiff::Timestamp>()
             .map(|t| t.as_millisecond())
-            .map_err(|e| unprocessable(format!("{field}: {e}")))
+            .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
     };
     let starts_at = parse("starts_at", &input.starts_at)?;
     let ends_at = parse("ends_at", &input.ends_at)?;
     if ends_at <= starts_at || ends_at - starts_at > 16 * 3_600_000 {
-        return Err(unprocessable(
+        return Err(ApiError::unprocessable(
             "ends_at must be after starts_at and at most 16 hours later",
         ));
     }
-    if !state
-        .store
-        .list_nurses()
-        .await?
-        .iter()
-        .any(|n| n.id == input.nurse_id)
-    {
-        return Err(unprocessable(format!(
-            "{:?} is not a nurse",
-            input.nurse_id
-        )));
-    }
+    super::clients::check_nurse(&state, &input.nurse_id).await?;
     let shift = state
         .store
         .add_shift(&input.nurse_id, starts_at, ends_at)
@@ -533,12 +517,16 @@ pub async fn visit_action(
         (Action::Complete, None) => Some("done"),
         (Action::Complete, Some(o)) if OUTCOMES.contains(&o) => Some(o),
         (Action::Complete, Some(o)) => {
-            return Err(unprocessable(format!(
+            return Err(ApiError::unprocessable(format!(
                 "outcome {o:?} must be one of {}",
                 OUTCOMES.join(", ")
             )))
         }
-        (_, Some(_)) => return Err(unprocessable("an outcome is given only with complete")),
+        (_, Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "an outcome is given only with complete",
+            ))
+        }
         (_, None) => None,
     };
     let note = input
@@ -547,10 +535,12 @@ pub async fn visit_action(
         .map(str::trim)
         .filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.chars().count() > 2000) {
-        return Err(unprocessable("note must be at most 2000 characters"));
+        return Err(ApiError::unprocessable(
+            "note must be at most 2000 characters",
+        ));
     }
     if input.action == Action::Tick {
-        return Err(unprocessable("tick is the hub's own action"));
+        return Err(ApiError::unprocessable("tick is the hub's own action"));
     }
     let visit = crate::schedule::calls::act_and_ring(
         &state,
@@ -593,9 +583,7 @@ pub async fn pin(
     ApiJson(input): ApiJson<PinInput>,
 ) -> Result<ApiJson<AssignReport>, ApiError> {
     if let Some(n) = &input.nurse_id {
-        if !state.store.list_nurses().await?.iter().any(|x| &x.id == n) {
-            return Err(unprocessable(format!("{n:?} is not a nurse")));
-        }
+        super::clients::check_nurse(&state, n).await?;
     }
     let visit = state.store.get_visit(&id).await?;
     state
@@ -710,15 +698,14 @@ pub async fn calendar_feed(
     else {
         return Err(ApiError::NotFound("calendar"));
     };
+    let tz = zone(&state.settings.unit_time_zone)?;
     let today = unit_date(&state, None)?;
-    let mut items = Vec::new();
-    let mut day = today;
-    for _ in 0..7 {
-        items.extend(worklist_of(&state, &user_id, day).await?);
-        day = day
-            .tomorrow()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
+    let (from, _) = day_range(today, &tz);
+    let week_later = today
+        .checked_add(jiff::Span::new().days(7))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (to, _) = day_range(week_later, &tz);
+    let items = state.store.worklist(&user_id, from, to).await?;
     let name = state
         .store
         .list_nurses()

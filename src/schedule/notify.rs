@@ -114,27 +114,41 @@ pub async fn nurse_names(store: &Store) -> Result<HashMap<String, String>, Store
         .collect())
 }
 
-/// Sends a client's schedule to each of its connected terminals that speaks protocol 2.
-pub async fn push_to_terminals(
+/// The connected terminals that speak protocol 2, by client: one read of
+/// the device table however many clients changed.
+async fn connected_by_client(
+    store: &Store,
+    registry: &Registry,
+) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for device in store.list_devices().await? {
+        let Some(client) = device.client_id else {
+            continue;
+        };
+        if device.revoked_at.is_none()
+            && registry
+                .presence(&device.id)
+                .is_some_and(|p| p.protocol >= 2)
+        {
+            out.entry(client).or_default().push(device.id);
+        }
+    }
+    Ok(out)
+}
+
+/// Sends a client's schedule to the given terminals; returns how many took it.
+async fn push_to_terminals(
     store: &Store,
     registry: &Registry,
     client_id: &str,
+    devices: &[String],
     nurse_names: &HashMap<String, String>,
 ) -> Result<usize, StoreError> {
-    let devices: Vec<String> = store
-        .client_devices(client_id)
-        .await?
-        .into_iter()
-        .filter(|d| registry.presence(d).is_some_and(|p| p.protocol >= 2))
-        .collect();
-    if devices.is_empty() {
-        return Ok(0);
-    }
     let schedule = client_schedule(store, client_id, now_ms(), nurse_names).await?;
     let mut sent = 0;
     for device in devices {
         if registry.send(
-            &device,
+            device,
             Outbound::Send(HubToEdge::Schedule(schedule.clone())),
         ) {
             sent += 1;
@@ -168,11 +182,17 @@ pub async fn push_schedules(store: Store, registry: std::sync::Arc<Registry>, no
                 }
             }
         }
-        if everyone {
-            match store.list_clients().await {
-                Ok(all) => clients.extend(all.into_iter().map(|c| c.id)),
-                Err(e) => tracing::warn!(error = %e, "cannot list clients for schedule push"),
+        // Only clients with a connected terminal are pushed to; the others
+        // get their schedule when their terminal says hello.
+        let targets = match connected_by_client(&store, &registry).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list terminals for schedule push");
+                continue;
             }
+        };
+        if targets.is_empty() {
+            continue;
         }
         let names = match nurse_names(&store).await {
             Ok(n) => n,
@@ -181,8 +201,11 @@ pub async fn push_schedules(store: Store, registry: std::sync::Arc<Registry>, no
                 continue;
             }
         };
-        for client_id in clients {
-            if let Err(e) = push_to_terminals(&store, &registry, &client_id, &names).await {
+        for (client_id, devices) in &targets {
+            if !everyone && !clients.contains(client_id) {
+                continue;
+            }
+            if let Err(e) = push_to_terminals(&store, &registry, client_id, devices, &names).await {
                 tracing::warn!(%client_id, error = %e, "cannot push the schedule");
             }
         }

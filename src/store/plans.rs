@@ -134,6 +134,19 @@ impl Store {
             .collect())
     }
 
+    /// Whether `user_id` is an active account with the nurse role.
+    pub async fn is_nurse(&self, user_id: &str) -> StoreResult<bool> {
+        with_pool!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM users u JOIN user_roles r ON r.user_id = u.id AND r.role = 'nurse' \
+             WHERE u.id = $1 AND u.disabled = FALSE",
+        )
+        .bind(user_id)
+        .fetch_one(pool)
+        .await)
+        .map(|n| n > 0)
+        .map_err(|e| StoreError::from_sqlx(e, "nurse"))
+    }
+
     pub async fn add_shift(
         &self,
         nurse_id: &str,

@@ -70,3 +70,36 @@ listen = "127.0.0.1:0"
     .expect("profile");
     path
 }
+
+/// The stand-in hub's end of one terminal's link.
+pub type HubSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>;
+
+/// Admits one terminal to the stand-in hub: TLS, the WebSocket, its
+/// protocol-2 hello and the hub's welcome. None when the terminal went away.
+pub async fn admit(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> Option<HubSocket> {
+    use etahoiva_proto::{decode, encode, EdgeToHub, HubToEdge};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let stream = acceptor.accept(tcp).await.ok()?;
+    let mut ws = tokio_tungstenite::accept_async(stream).await.ok()?;
+    let Some(Ok(Message::Text(hello))) = ws.next().await else {
+        return None;
+    };
+    assert!(matches!(
+        decode::<EdgeToHub>(hello.as_str()),
+        Ok(EdgeToHub::Hello { protocol: 2, .. })
+    ));
+    let welcome = HubToEdge::Welcome {
+        protocol: 2,
+        device_id: DEVICE_ID.into(),
+        heartbeat_secs: 30,
+        server_time: 0,
+        client_name: None,
+    };
+    ws.send(Message::Text(encode(&welcome).into())).await.ok()?;
+    Some(ws)
+}
