@@ -883,6 +883,31 @@ async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts
     assert_eq!(offer["caller"], "anna");
     let call = offer["call_id"].as_str().expect("call id").to_string();
     assert_ne!(call, first_call, "each try is its own call");
+    // A terminal of nobody's home cannot answer this client's call.
+    let stranger = provision(&w.hub, root.path(), "Vieras", &[]);
+    let read_s =
+        |name: &str| std::fs::read_to_string(stranger.dir.join(name)).expect("bundle file");
+    let mut other = common::edge::raw_link(
+        &w.hub.link_addr(),
+        &read_s("hub-ca.pem"),
+        &read_s("device.pem"),
+        &read_s("device-key.pem"),
+    )
+    .await
+    .expect("link");
+    common::edge::send_text(&mut other, common::edge::hello(&stranger.device_id, 2)).await;
+    frame_of(&mut other, "welcome").await;
+    call_update(&mut other, &call, "answered").await;
+    let refused = eventually(Duration::from_secs(10), || async {
+        let (_, audit) = get(&w, &w.admin, "/api/v1/audit").await;
+        audit
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["action"] == "call.refused"))
+    })
+    .await;
+    assert!(refused, "the foreign answer is refused and audited");
+    let (_, still) = get(&w, &anna, &format!("/api/v1/visits/{id}")).await;
+    assert_eq!(still["status"], "calling");
     // A late answer to the first try changes nothing.
     call_update(&mut link, &first_call, "answered").await;
     call_update(&mut link, &call, "answered").await;

@@ -285,7 +285,7 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
                         Ok(message) => {
                             bad_frames = 0;
                             let applied = matches!(message, EdgeToHub::ConfigApplied { .. });
-                            let reply = handle(&state, &device.id, message).await;
+                            let reply = handle(&state, &device.id, device.client_id.as_deref(), message).await;
                             if applied {
                                 // New settings may change the heartbeat interval.
                                 if let Ok(current) = state.store.get_device(&device.id).await {
@@ -342,7 +342,13 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
 }
 
 /// Handles one message; returns the reply, if any.
-async fn handle(state: &AppState, device_id: &str, message: EdgeToHub) -> Option<HubToEdge> {
+/// `client_id` is the client the terminal was provisioned for.
+async fn handle(
+    state: &AppState,
+    device_id: &str,
+    client_id: Option<&str>,
+    message: EdgeToHub,
+) -> Option<HubToEdge> {
     match message {
         EdgeToHub::Heartbeat { .. } => None,
         EdgeToHub::Event(event) => {
@@ -417,19 +423,8 @@ async fn handle(state: &AppState, device_id: &str, message: EdgeToHub) -> Option
             ..
         } => {
             tracing::info!(%call_id, ?call_state, "call update");
-            let client_id = match state.store.get_device(device_id).await {
-                Ok(d) => d.client_id,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the terminal's client");
-                    return None;
-                }
-            };
             if let Err(e) = crate::schedule::calls::terminal_update(
-                state,
-                device_id,
-                client_id.as_deref(),
-                &call_id,
-                call_state,
+                state, device_id, client_id, &call_id, call_state,
             )
             .await
             {
