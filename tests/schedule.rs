@@ -806,6 +806,22 @@ async fn browser_worklist_calls_updates_live_and_records_the_outcome() {
     assert_eq!(unnamed, 0);
 }
 
+/// A terminal speaking protocol 2 with the bundle's identity, welcomed.
+async fn protocol_2_terminal(w: &World, bundle: &common::edge::Bundle) -> common::edge::RawLink {
+    let read = |name: &str| std::fs::read_to_string(bundle.dir.join(name)).expect("bundle file");
+    let mut link = common::edge::raw_link(
+        &w.hub.link_addr(),
+        &read("hub-ca.pem"),
+        &read("device.pem"),
+        &read("device-key.pem"),
+    )
+    .await
+    .expect("link");
+    common::edge::send_text(&mut link, common::edge::hello(&bundle.device_id, 2)).await;
+    frame_of(&mut link, "welcome").await;
+    link
+}
+
 /// The terminal reports a call's state.
 async fn call_update(link: &mut common::edge::RawLink, call_id: &str, state: &str) {
     common::edge::send_text(
@@ -831,17 +847,7 @@ async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts
     let w = world(&[]).await;
     let root = tempfile::tempdir().expect("tempdir");
     let bundle = provision(&w.hub, root.path(), "Aili", &["--client", &w.client]);
-    let read = |name: &str| std::fs::read_to_string(bundle.dir.join(name)).expect("bundle file");
-    let mut link = common::edge::raw_link(
-        &w.hub.link_addr(),
-        &read("hub-ca.pem"),
-        &read("device.pem"),
-        &read("device-key.pem"),
-    )
-    .await
-    .expect("link");
-    common::edge::send_text(&mut link, common::edge::hello(&bundle.device_id, 2)).await;
-    frame_of(&mut link, "welcome").await;
+    let mut link = protocol_2_terminal(&w, &bundle).await;
     // The window is open now: the visit is 20 minutes ahead with ±30 minutes.
     let (date, _) = daily_plan(&w, 20, "Aamulääkkeet").await;
     send(
@@ -885,18 +891,7 @@ async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts
     assert_ne!(call, first_call, "each try is its own call");
     // A terminal of nobody's home cannot answer this client's call.
     let stranger = provision(&w.hub, root.path(), "Vieras", &[]);
-    let read_s =
-        |name: &str| std::fs::read_to_string(stranger.dir.join(name)).expect("bundle file");
-    let mut other = common::edge::raw_link(
-        &w.hub.link_addr(),
-        &read_s("hub-ca.pem"),
-        &read_s("device.pem"),
-        &read_s("device-key.pem"),
-    )
-    .await
-    .expect("link");
-    common::edge::send_text(&mut other, common::edge::hello(&stranger.device_id, 2)).await;
-    frame_of(&mut other, "welcome").await;
+    let mut other = protocol_2_terminal(&w, &stranger).await;
     call_update(&mut other, &call, "answered").await;
     let refused = eventually(Duration::from_secs(10), || async {
         let (_, audit) = get(&w, &w.admin, "/api/v1/audit").await;
