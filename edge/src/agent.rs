@@ -10,8 +10,10 @@ use etahoiva_firmware_config::{Profile, TerminalSettings};
 use etahoiva_proto::{CallState, EdgeToHub, Event, EventKind, Schedule};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::alarm::{AlarmBoard, AlarmStatus, Applied};
 use crate::calls::{CallError, CallSlot, ClientAction, Offer};
-use crate::kiosk::{CallPress, HelpPress, HelpStatus, KioskView};
+use crate::kiosk::{CallPress, HelpPress, HelpStatus, KioskView, NoticePress};
+use crate::notices::{Dismissed, Notice, NoticeBoard, Received};
 use crate::outbox::{Outbox, OutboxError};
 use crate::schedule::ClientSchedule;
 
@@ -62,6 +64,10 @@ pub struct Shared {
     schedule_cached: AtomicBool,
     /// The one call the terminal serves.
     calls: Mutex<CallSlot>,
+    /// The client's alarms as the hub reports them (`state/alarm.json`).
+    alarms: Arc<Mutex<AlarmBoard>>,
+    /// Messages for the client (`state/notices.json`).
+    notices: Arc<Mutex<NoticeBoard>>,
     /// Live frames for the link (call updates from the kiosk): sent on
     /// the current connection or dropped, never replayed.
     live_tx: mpsc::Sender<EdgeToHub>,
@@ -131,6 +137,36 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
+/// Runs `f` on a board kept in the state directory and, when it says the
+/// board changed, saves it to `path` before the lock is released, so saves
+/// happen in the order of the changes. Returns `f`'s result and the board.
+async fn update_saved<B, T>(
+    board: Arc<Mutex<B>>,
+    path: PathBuf,
+    what: &'static str,
+    f: impl FnOnce(&mut B) -> (T, bool) + Send + 'static,
+) -> (T, B)
+where
+    B: Clone + serde::Serialize + Send + 'static,
+    T: Send + 'static,
+{
+    let job = tokio::task::spawn_blocking(move || {
+        let mut board = lock(&board);
+        let (result, changed) = f(&mut board);
+        if changed {
+            if let Err(e) = crate::state_file::save(&path, &*board) {
+                tracing::error!(error = %e,
+                    "cannot save the {what} on the terminal; shown until the agent restarts");
+            }
+        }
+        (result, board.clone())
+    });
+    match job.await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 impl Shared {
     /// Opens the outbox and the applied settings of `profile`.
     pub fn open(profile: Profile) -> Result<Arc<Shared>, AgentError> {
@@ -159,6 +195,19 @@ impl Shared {
                 Arc::new(ClientSchedule::new(s))
             });
         let cached = schedule.is_some();
+        let alarms =
+            crate::state_file::load::<AlarmBoard>(&crate::alarm::alarm_file(&profile.state_dir))
+                .into_value("alarm progress")
+                .unwrap_or_default();
+        if let Some(alarm) = alarms.shown(now_ms()) {
+            tracing::info!(alert_id = %alarm.alert_id, progress = ?alarm.progress,
+                "showing the saved progress of the client's alarm");
+        }
+        let notices = crate::state_file::load::<NoticeBoard>(&crate::notices::notices_file(
+            &profile.state_dir,
+        ))
+        .into_value("notices")
+        .unwrap_or_default();
         let view = KioskView {
             client_name: settings.client.name.clone(),
             language: settings.language.code().to_string(),
@@ -168,7 +217,8 @@ impl Shared {
             help: HelpStatus::Idle,
             font_scale: settings.kiosk.font_scale,
             high_contrast: settings.kiosk.high_contrast,
-            notice: None,
+            notices: notices.shown(),
+            alarms: alarms.clone(),
             schedule,
             call: None,
         };
@@ -188,6 +238,8 @@ impl Shared {
             serves_kiosk: AtomicBool::new(false),
             schedule_cached: AtomicBool::new(cached),
             calls: Mutex::new(CallSlot::new()),
+            alarms: Arc::new(Mutex::new(alarms)),
+            notices: Arc::new(Mutex::new(notices)),
             live_tx,
             live_rx: tokio::sync::Mutex::new(live_rx),
         }))
@@ -283,6 +335,97 @@ impl Shared {
                 "cannot cache the schedule on the terminal; it is shown until the agent restarts"),
             Err(e) => tracing::error!(error = %e, "caching the schedule failed"),
         }
+    }
+
+    /// The hub reports a step of one of this terminal's alarms: shown on
+    /// the kiosk and saved, unless older than what the kiosk shows.
+    pub async fn alarm_status(&self, status: AlarmStatus) -> Applied {
+        let alert_id = status.alert_id.clone();
+        let progress = status.progress;
+        let keys = status.event_keys.clone();
+        let now = now_ms();
+        let (applied, board) = update_saved(
+            self.alarms.clone(),
+            crate::alarm::alarm_file(&self.profile.state_dir),
+            "alarm progress",
+            move |board| {
+                let applied = board.apply(status, now);
+                (applied, applied.changed())
+            },
+        )
+        .await;
+        if !applied.changed() {
+            tracing::debug!(%alert_id, ?progress, ?applied, "alarm status not shown");
+            return applied;
+        }
+        tracing::info!(%alert_id, ?progress, "alarm status");
+        // The alarm's progress takes over from "the nurses have your call for help".
+        let covers_help = {
+            let mut last = lock(&self.last_help);
+            let covered = last.as_ref().is_some_and(|key| keys.contains(key));
+            if covered {
+                *last = None;
+            }
+            covered
+        };
+        self.view.send_modify(|v| {
+            v.alarms = board;
+            if covers_help {
+                v.help = HelpStatus::Idle;
+            }
+        });
+        applied
+    }
+
+    /// The client's alarms as the kiosk knows them.
+    pub fn alarms(&self) -> AlarmBoard {
+        lock(&self.alarms).clone()
+    }
+
+    /// A message for the client from the hub: shown until dismissed, saved.
+    pub async fn notice_received(&self, id: String, text: String) -> Received {
+        let now = now_ms();
+        let notice_id = id.clone();
+        let (received, board) = update_saved(
+            self.notices.clone(),
+            crate::notices::notices_file(&self.profile.state_dir),
+            "notices",
+            move |board| {
+                let received = board.receive(&id, &text, now);
+                (received, received.changed())
+            },
+        )
+        .await;
+        tracing::info!(notice_id = %notice_id, ?received, "notice");
+        if received.changed() {
+            self.view.send_modify(|v| v.notices = board.shown());
+        }
+        received
+    }
+
+    /// The client pressed OK on a notice: it leaves the kiosk for good.
+    pub async fn dismiss_notice(&self, id: String) -> Dismissed {
+        let notice_id = id.clone();
+        let (dismissed, board) = update_saved(
+            self.notices.clone(),
+            crate::notices::notices_file(&self.profile.state_dir),
+            "notices",
+            move |board| {
+                let dismissed = board.dismiss(&id);
+                (dismissed, dismissed == Dismissed::Dismissed)
+            },
+        )
+        .await;
+        tracing::info!(notice_id = %notice_id, ?dismissed, "the client dismissed a notice");
+        if dismissed == Dismissed::Dismissed {
+            self.view.send_modify(|v| v.notices = board.shown());
+        }
+        dismissed
+    }
+
+    /// The notices the kiosk shows, newest first.
+    pub fn notices(&self) -> Vec<Notice> {
+        lock(&self.notices).shown()
     }
 
     /// Runs `f` on the call slot and shows the resulting call on the kiosk.
@@ -629,6 +772,16 @@ async fn run_kiosk(
             }
         })
     };
+    let (notice_tx, mut notice_rx) = mpsc::channel::<NoticePress>(16);
+    let notice_presses = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(press) = notice_rx.recv().await {
+                let outcome = shared.dismiss_notice(press.id).await;
+                let _ = press.reply.send(outcome);
+            }
+        })
+    };
     let (call_tx, mut call_rx) = mpsc::channel::<CallPress>(16);
     let call_presses = {
         let shared = shared.clone();
@@ -658,6 +811,7 @@ async fn run_kiosk(
                             shared.kiosk_view(),
                             help_tx.clone(),
                             call_tx.clone(),
+                            notice_tx.clone(),
                         );
                         let task = tokio::spawn(crate::kiosk::serve(listener, router, async {
                             let _ = quit_rx.await;
@@ -699,4 +853,5 @@ async fn run_kiosk(
     }
     presses.abort();
     call_presses.abort();
+    notice_presses.abort();
 }

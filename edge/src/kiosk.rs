@@ -1,7 +1,8 @@
 //! The kiosk page the terminal's own browser shows the client: name,
-//! clock, the next scheduled call, the call on now (with big answer,
-//! decline and end buttons), connection state and one large help button,
-//! in the client's language. It is served on loopback by the agent itself, so it keeps
+//! clock, where the client's alarm is ("help is on the way"), messages
+//! from the care unit (each with a big OK button), the next scheduled
+//! call, the call on now (with big answer, decline and end buttons),
+//! connection state and one large help button, in the client's language. It is served on loopback by the agent itself, so it keeps
 //! working (and says so) when the hub cannot be reached.
 
 use std::future::Future;
@@ -9,16 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
+use axum::extract::FromRequest;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use etahoiva_proto::{CallKind, CallState};
+use etahoiva_proto::{AlarmProgress, CallKind, CallState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::alarm::AlarmBoard;
 use crate::calls::{Call, CallError, ClientAction, Phase};
+use crate::notices::{Dismissed, Notice};
 use crate::schedule::{fill, ClientSchedule};
 
 /// What the kiosk shows.
@@ -36,7 +40,14 @@ pub struct KioskView {
     pub help: HelpStatus,
     pub font_scale: f32,
     pub high_contrast: bool,
-    pub notice: Option<String>,
+    /// Messages for the client from the care unit, newest first, shown
+    /// until the client presses OK.
+    pub notices: Vec<Notice>,
+    /// The client's alarms as the hub reports them. The page gets the one
+    /// to show as `alarm` ([`AlarmView`]), worked out at each request so
+    /// a handled alarm leaves the screen after a while.
+    #[serde(skip)]
+    pub alarms: AlarmBoard,
     /// The client's coming visits, from the hub or the terminal's cache.
     /// Not sent to the page as is: the page gets the `next_call` line,
     /// worked out at each request so a finished window drops off.
@@ -61,6 +72,19 @@ pub struct CallView {
     pub title: String,
     /// Set when this call cut the previous one.
     pub cut: Option<String>,
+}
+
+/// The alarm on the kiosk, in words.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlarmView {
+    pub alert_id: String,
+    pub progress: AlarmProgress,
+    /// "Apu on tulossa."
+    pub text: String,
+    /// Resolved or cancelled: shown for a while, then the normal screen.
+    pub closed: bool,
+    /// Hub clock of the step, milliseconds since the Unix epoch.
+    pub at: i64,
 }
 
 /// Longest caller name shown; the rest is cut.
@@ -126,6 +150,22 @@ impl KioskView {
             .as_ref()
             .map(|call| describe_call(self.page_language(), call))
     }
+
+    /// The alarm to show at `now_ms`, in the page's language. A handled
+    /// alarm gives way as soon as the client asks for help again.
+    pub fn alarm_view(&self, now_ms: i64) -> Option<AlarmView> {
+        let alarm = self.alarms.shown(now_ms)?;
+        if alarm.is_closed() && self.help != HelpStatus::Idle {
+            return None;
+        }
+        Some(AlarmView {
+            alert_id: alarm.alert_id.clone(),
+            progress: alarm.progress,
+            text: crate::alarm::describe(self.page_language(), alarm.progress)?,
+            closed: alarm.is_closed(),
+            at: alarm.at,
+        })
+    }
 }
 
 /// What `/api/state` answers: the view and the next-call line at the time of the request.
@@ -135,6 +175,7 @@ struct StateBody<'a> {
     view: &'a KioskView,
     next_call: Option<String>,
     call: Option<CallView>,
+    alarm: Option<AlarmView>,
 }
 
 /// Milliseconds since the Unix epoch; the kiosk's notion of now.
@@ -165,11 +206,18 @@ pub struct CallPress {
     pub reply: oneshot::Sender<Result<CallState, CallError>>,
 }
 
+/// The client's OK on a notice, answered with what became of it.
+pub struct NoticePress {
+    pub id: String,
+    pub reply: oneshot::Sender<Dismissed>,
+}
+
 #[derive(Clone)]
 struct KioskState {
     view: watch::Receiver<KioskView>,
     help: mpsc::Sender<HelpPress>,
     calls: mpsc::Sender<CallPress>,
+    notices: mpsc::Sender<NoticePress>,
     now: Clock,
 }
 
@@ -197,6 +245,8 @@ const TEXT_KEYS: &[&str] = &[
     "kiosk.call_hang_up",
     "kiosk.call_gone",
     "kiosk.call_failed",
+    "kiosk.notice_ok",
+    "kiosk.notice_failed",
 ];
 
 /// The call texts (each must exist in fi, sv and en).
@@ -220,14 +270,16 @@ pub fn router(
     view: watch::Receiver<KioskView>,
     help: mpsc::Sender<HelpPress>,
     calls: mpsc::Sender<CallPress>,
+    notices: mpsc::Sender<NoticePress>,
 ) -> Router {
-    router_with_clock(view, help, calls, Arc::new(crate::agent::now_ms))
+    router_with_clock(view, help, calls, notices, Arc::new(crate::agent::now_ms))
 }
 
 fn router_with_clock(
     view: watch::Receiver<KioskView>,
     help: mpsc::Sender<HelpPress>,
     calls: mpsc::Sender<CallPress>,
+    notices: mpsc::Sender<NoticePress>,
     now: Clock,
 ) -> Router {
     Router::new()
@@ -237,12 +289,14 @@ fn router_with_clock(
         .route("/api/call/accept", post(call_accept))
         .route("/api/call/decline", post(call_decline))
         .route("/api/call/hang-up", post(call_hang_up))
+        .route("/api/notice/dismiss", post(dismiss_notice))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::middleware::from_fn(loopback_only))
         .with_state(KioskState {
             view,
             help,
             calls,
+            notices,
             now,
         })
 }
@@ -350,6 +404,27 @@ fn help_text(view: &KioskView) -> String {
     }
 }
 
+/// The notices as the page shows them without JavaScript: each text with
+/// an OK button in a plain form, so the client can dismiss it either way.
+fn render_notices(lang: &str, notices: &[Notice]) -> String {
+    let ok = escape(&text(lang, "kiosk.notice_ok"));
+    notices
+        .iter()
+        .enumerate()
+        .map(|(i, notice)| {
+            format!(
+                r#"<div class="notice" data-id="{id}">
+<p class="notice-text" id="notice-text-{i}">{text}</p>
+<form method="post" action="/api/notice/dismiss"><input type="hidden" name="id" value="{id}"><button type="submit" class="ok" aria-describedby="notice-text-{i}">{ok}</button></form>
+</div>
+"#,
+                id = escape(&notice.id),
+                text = escape(&notice.text),
+            )
+        })
+        .collect()
+}
+
 fn security_headers() -> [(header::HeaderName, HeaderValue); 4] {
     [
         (
@@ -399,6 +474,12 @@ fn render_page(view: &KioskView, now_ms: i64) -> String {
     let hidden = |shown: bool| if shown { "" } else { " hidden" };
     let call_title = call.as_ref().map(|c| c.title.as_str()).unwrap_or("");
     let call_cut = call.as_ref().and_then(|c| c.cut.as_deref()).unwrap_or("");
+    let alarm = view.alarm_view(now_ms);
+    let alarm_class = if alarm.as_ref().is_some_and(|a| a.closed) {
+        "alarm-text closed"
+    } else {
+        "alarm-text"
+    };
     let (icon, state_class) = if view.connected {
         ("✔", "online")
     } else {
@@ -411,11 +492,14 @@ fn render_page(view: &KioskView, now_ms: i64) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
+<noscript><meta http-equiv="refresh" content="30"></noscript>
 <style>
 :root {{ --bg: #ffffff; --fg: #111111; --ok: #0a5c2b; --bad: #9b0000; --btn: #8a0000; --btn-fg: #ffffff; --focus: #1a4fd6;
-  --answer: #0a5c2b; --answer-fg: #ffffff; --end: #8a0000; --end-fg: #ffffff; }}
+  --answer: #0a5c2b; --answer-fg: #ffffff; --end: #8a0000; --end-fg: #ffffff;
+  --alarm: #8a0000; --alarm-bg: #fff4d6; --ok-btn: #0a5c2b; --ok-btn-fg: #ffffff; }}
 html.contrast {{ --bg: #000000; --fg: #ffffff; --ok: #7dff9b; --bad: #ffd400; --btn: #ffd400; --btn-fg: #000000; --focus: #00e5ff;
-  --answer: #7dff9b; --answer-fg: #000000; --end: #ffd400; --end-fg: #000000; }}
+  --answer: #7dff9b; --answer-fg: #000000; --end: #ffd400; --end-fg: #000000;
+  --alarm: #ffd400; --alarm-bg: #000000; --ok-btn: #7dff9b; --ok-btn-fg: #000000; }}
 html {{ font-size: {font_px}px; }}
 body {{ margin: 0; padding: 1rem 1.5rem; background: var(--bg); color: var(--fg);
   font-family: system-ui, "DejaVu Sans", sans-serif; line-height: 1.35; }}
@@ -441,6 +525,15 @@ button.help:disabled {{ opacity: .85; }}
 button.answer {{ color: var(--answer-fg); background: var(--answer); }}
 button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); }}
 .call-buttons button:disabled {{ opacity: .85; }}
+.alarm-text {{ font-size: 2rem; font-weight: 800; margin: .5rem 0 1rem; padding: .75rem 1rem; color: var(--fg);
+  background: var(--alarm-bg); border: 8px solid var(--alarm); border-radius: 1rem; }}
+.alarm-text.closed {{ border-color: var(--ok); background: var(--bg); }}
+.notice {{ margin: .5rem 0 1rem; padding: .75rem 1rem; border: 6px solid var(--fg); border-radius: 1rem; }}
+.notice-text {{ font-size: 1.4rem; font-weight: 700; margin: 0 0 .75rem; white-space: pre-line; overflow-wrap: anywhere; }}
+.notice form {{ margin: 0; }}
+button.ok {{ min-width: 40vw; min-height: 96px; font: inherit; font-size: max(40px, 1.6rem); font-weight: 800;
+  color: var(--ok-btn-fg); background: var(--ok-btn); border: 6px solid var(--fg); border-radius: 1rem; cursor: pointer; }}
+button.ok:disabled {{ opacity: .85; }}
 [hidden] {{ display: none !important; }}
 .visually-hidden {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }}
 </style>
@@ -448,6 +541,11 @@ button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); 
 <body>
 <main>
 <h1 id="greeting">{greeting}</h1>
+<div class="alarm" id="alarm" aria-live="assertive" aria-atomic="true">
+<p class="{alarm_class}" id="alarm-text"{alarm_hidden}>{alarm_text}</p>
+</div>
+<section class="notices" id="notices" aria-label="{notices_label}" aria-live="polite">
+{notices}</section>
 <div id="call-lines" aria-live="polite" aria-atomic="true">
 <p class="call-title" id="call-title"{call_title_hidden}>{call_title}</p>
 <p class="call-cut" id="call-cut"{call_cut_hidden}>{call_cut}</p>
@@ -484,6 +582,63 @@ button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); 
     el("call-ringing").hidden = !(call && call.state === "ringing");
     el("call-answered").hidden = !(call && call.state === "answered");
   }}
+  function showAlarm(alarm) {{
+    var line = el("alarm-text");
+    var words = alarm ? alarm.text : "";
+    // Only a change is announced: the same words are not repeated every poll.
+    if (line.textContent !== words) {{ line.textContent = words; }}
+    line.hidden = !alarm;
+    line.className = alarm && alarm.closed ? "alarm-text closed" : "alarm-text";
+  }}
+  var noticeSeq = 0;
+  function noticeElement(notice) {{
+    noticeSeq += 1;
+    var box = document.createElement("div");
+    box.className = "notice";
+    box.setAttribute("data-id", notice.id);
+    var words = document.createElement("p");
+    words.className = "notice-text";
+    words.id = "notice-js-" + noticeSeq;
+    words.textContent = notice.text;
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = "/api/notice/dismiss";
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "id";
+    input.value = notice.id;
+    var ok = document.createElement("button");
+    ok.type = "submit";
+    ok.className = "ok";
+    ok.setAttribute("aria-describedby", words.id);
+    ok.textContent = T["kiosk.notice_ok"];
+    form.appendChild(input);
+    form.appendChild(ok);
+    box.appendChild(words);
+    box.appendChild(form);
+    return box;
+  }}
+  function showNotices(list) {{
+    var section = el("notices");
+    var wanted = {{}};
+    list.forEach(function (n) {{ wanted[n.id] = n; }});
+    var nodes = {{}};
+    Array.prototype.slice.call(section.querySelectorAll(".notice")).forEach(function (node) {{
+      var id = node.getAttribute("data-id");
+      var n = wanted[id];
+      if (!n) {{ section.removeChild(node); return; }}
+      nodes[id] = node;
+      var words = node.querySelector(".notice-text");
+      if (words.textContent !== n.text) {{ words.textContent = n.text; }}
+    }});
+    // Newest first; notices already on screen are left where they are when in order.
+    var cursor = section.firstElementChild;
+    list.forEach(function (n) {{
+      var node = nodes[n.id];
+      if (node && node === cursor) {{ cursor = cursor.nextElementSibling; return; }}
+      section.insertBefore(node || noticeElement(n), cursor);
+    }});
+  }}
   function tick() {{
     var now = new Date();
     el("clock").textContent = now.toLocaleTimeString(lang, {{ hour: "2-digit", minute: "2-digit" }});
@@ -499,7 +654,15 @@ button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); 
     el("next-call").hidden = !view.next_call;
     showCall(view.call);
     el("pending").textContent = view.pending_events > 0 ? T["kiosk.pending"].replace("%{{count}}", String(view.pending_events)) : "";
-    if (view.help === "delivered") {{ el("message").textContent = T["kiosk.help_delivered"]; }}
+    showAlarm(view.alarm);
+    showNotices(view.notices || []);
+    var message = el("message");
+    if (view.help === "delivered") {{ message.textContent = T["kiosk.help_delivered"]; }}
+    else if (view.help === "idle" && view.alarm &&
+      (message.textContent === T["kiosk.help_delivered"] || message.textContent === T["kiosk.help_saved"])) {{
+      // The alarm's progress above says it better now.
+      message.textContent = "";
+    }}
     document.documentElement.className = view.high_contrast ? "contrast" : "";
     document.documentElement.style.fontSize = Math.round(28 * Math.min(3, Math.max(1, view.font_scale))) + "px";
   }}
@@ -531,6 +694,22 @@ button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); 
   el("call-answer").addEventListener("click", function () {{ callAction("accept", el("call-answer"), "call-hang-up"); }});
   el("call-decline").addEventListener("click", function () {{ callAction("decline", el("call-decline"), "help"); }});
   el("call-hang-up").addEventListener("click", function () {{ callAction("hang-up", el("call-hang-up"), "help"); }});
+  el("notices").addEventListener("submit", function (event) {{
+    event.preventDefault();
+    var form = event.target;
+    var ok = form.querySelector("button");
+    ok.disabled = true;
+    fetch("/api/notice/dismiss", {{ method: "POST", headers: {{ "Content-Type": "application/json" }}, body: JSON.stringify({{ id: form.elements.namedItem("id").value }}) }})
+      .then(function (r) {{
+        // 404: it is gone already.
+        if (!r.ok && r.status !== 404) {{ throw new Error(String(r.status)); }}
+        return poll().then(function () {{
+          var next = el("notices").querySelector("button.ok") || el("help");
+          next.focus();
+        }});
+      }})
+      .catch(function () {{ ok.disabled = false; el("message").textContent = T["kiosk.notice_failed"]; }});
+  }});
   el("help").addEventListener("click", function () {{
     var button = el("help");
     button.disabled = true;
@@ -574,6 +753,11 @@ button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); 
             None => serde_json::Value::Null,
         }),
         help_message = escape(&help_text(view)),
+        alarm_class = alarm_class,
+        alarm_hidden = hidden(alarm.is_some()),
+        alarm_text = escape(alarm.as_ref().map(|a| a.text.as_str()).unwrap_or("")),
+        notices_label = escape(&text(lang, "kiosk.notices")),
+        notices = render_notices(lang, &view.notices),
         texts = script_json(&serde_json::Value::Object(texts)),
         lang_json = script_json(&serde_json::Value::String(lang.to_string())),
     )
@@ -581,11 +765,12 @@ button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); 
 
 async fn state(State(state): State<KioskState>) -> Response {
     let view = state.view.borrow().clone();
-    let next_call = view.next_call((state.now)());
+    let now = (state.now)();
     let body = StateBody {
         view: &view,
-        next_call,
+        next_call: view.next_call(now),
         call: view.call_view(),
+        alarm: view.alarm_view(now),
     };
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
@@ -688,6 +873,79 @@ async fn press_call(
     }
 }
 
+/// The body of the notice endpoint, as JSON from the page's script or as
+/// a plain form from the page without JavaScript.
+#[derive(Deserialize)]
+struct NoticeRequest {
+    id: String,
+}
+
+async fn dismiss_notice(
+    State(state): State<KioskState>,
+    request: axum::extract::Request,
+) -> Response {
+    let form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let id = if form {
+        // A form can be posted from anywhere; browsers name its origin,
+        // which the loopback check has already verified. Without one it
+        // is not taken.
+        if !request.headers().contains_key(header::ORIGIN) {
+            return error_body(
+                StatusCode::FORBIDDEN,
+                "a form post must name its origin".into(),
+            );
+        }
+        match axum::Form::<NoticeRequest>::from_request(request, &()).await {
+            Ok(axum::Form(body)) => body.id,
+            Err(rejection) => return error_body(rejection.status(), rejection.body_text()),
+        }
+    } else {
+        match Json::<NoticeRequest>::from_request(request, &()).await {
+            Ok(Json(body)) => body.id,
+            Err(rejection) => return error_body(rejection.status(), rejection.body_text()),
+        }
+    };
+    if id.is_empty() || id.len() > crate::notices::MAX_ID_BYTES {
+        return error_body(StatusCode::BAD_REQUEST, "id: not a notice id".into());
+    }
+    let (reply, answer) = oneshot::channel();
+    if state.notices.send(NoticePress { id, reply }).await.is_err() {
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the terminal is shutting down".into(),
+        );
+    }
+    let outcome = match tokio::time::timeout(HELP_TIMEOUT, answer).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) | Err(_) => {
+            return error_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the terminal did not answer".into(),
+            )
+        }
+    };
+    if form {
+        // Back to the page, which shows what is left.
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    }
+    match outcome {
+        Dismissed::Dismissed | Dismissed::AlreadyDismissed => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "dismissed": true })),
+        )
+            .into_response(),
+        Dismissed::Unknown => error_body(StatusCode::NOT_FOUND, "no such notice".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,7 +963,8 @@ mod tests {
             help: HelpStatus::Idle,
             font_scale: 1.5,
             high_contrast: false,
-            notice: None,
+            notices: Vec::new(),
+            alarms: AlarmBoard::default(),
             schedule: None,
             call: None,
         }
@@ -759,12 +1018,18 @@ mod tests {
             view,
             tx,
             calls,
+            no_notices(),
             Arc::new(move || clock.load(std::sync::atomic::Ordering::Relaxed)),
         )
     }
 
     /// A call sender whose agent is gone.
     fn no_calls() -> mpsc::Sender<CallPress> {
+        mpsc::channel(1).0
+    }
+
+    /// A notice sender whose agent is gone.
+    fn no_notices() -> mpsc::Sender<NoticePress> {
         mpsc::channel(1).0
     }
 
@@ -807,7 +1072,7 @@ mod tests {
         ] {
             let (_keep, rx) = watch::channel(view(lang));
             let (tx, _rx) = mpsc::channel(1);
-            let (status, body) = call(router(rx, tx, no_calls()), get("/")).await;
+            let (status, body) = call(router(rx, tx, no_calls(), no_notices()), get("/")).await;
             assert_eq!(status, StatusCode::OK);
             assert!(body.contains(&format!("<html lang=\"{lang}\"")), "{lang}");
             assert!(body.contains(phrase), "{lang}: greeting missing");
@@ -832,7 +1097,7 @@ mod tests {
         offline.pending_events = 2;
         let (keep, rx) = watch::channel(offline);
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls());
+        let app = router(rx, tx, no_calls(), no_notices());
         let (_, body) = call(app.clone(), get("/")).await;
         assert!(body.contains(&escape(&text("fi", "kiosk.offline"))));
         assert!(body.contains("Lähettämättä: 2"));
@@ -945,7 +1210,7 @@ mod tests {
     async fn without_a_schedule_there_is_no_next_call_line() {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls());
+        let app = router(rx, tx, no_calls(), no_notices());
         let (_, body) = call(app.clone(), get("/")).await;
         assert!(body.contains(r#"<p class="next-call" id="next-call" hidden></p>"#));
         assert!(!body.contains("Next call"));
@@ -956,7 +1221,7 @@ mod tests {
     async fn help_presses_report_what_the_agent_answers() {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, mut presses) = mpsc::channel::<HelpPress>(4);
-        let app = router(rx, tx, no_calls());
+        let app = router(rx, tx, no_calls(), no_notices());
         let agent = tokio::spawn(async move {
             let first = presses.recv().await.expect("press");
             let _ = first.reply.send(Ok("k-1".into()));
@@ -979,7 +1244,7 @@ mod tests {
     async fn only_loopback_hosts_and_origins_are_served() {
         let (_keep, rx) = watch::channel(view("fi"));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls());
+        let app = router(rx, tx, no_calls(), no_notices());
         let rebound = Request::get("/")
             .header(header::HOST, "evil.example:8080")
             .body(Body::empty())
@@ -1042,7 +1307,13 @@ mod tests {
 
     #[test]
     fn every_call_and_schedule_text_exists_in_every_language() {
-        for key in CALL_TEXT_KEYS.iter().chain(TEXT_KEYS) {
+        for key in CALL_TEXT_KEYS
+            .iter()
+            .chain(TEXT_KEYS)
+            .chain(crate::alarm::TEXT_KEYS)
+            .chain(crate::schedule::TEXT_KEYS)
+            .chain(&["kiosk.notices", "kiosk.title", "kiosk.clock"])
+        {
             for lang in ["fi", "sv", "en"] {
                 // Asked without the English fallback, so a missing
                 // translation shows up here instead of on a kiosk.
@@ -1160,7 +1431,7 @@ mod tests {
         let ringing = a_call(CallKind::ScheduledCare, "Anna <i>", Phase::Ringing, None);
         let (keep, rx) = watch::channel(with_call("fi", ringing));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls());
+        let app = router(rx, tx, no_calls(), no_notices());
         let (status, body) = call_app(app.clone(), get("/")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains(
@@ -1219,7 +1490,7 @@ mod tests {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, _help) = mpsc::channel(1);
         let (calls, mut presses) = mpsc::channel::<CallPress>(4);
-        let app = router(rx, tx, calls);
+        let app = router(rx, tx, calls, no_notices());
         let agent = tokio::spawn(async move {
             let mut seen = Vec::new();
             for reply in [
@@ -1283,7 +1554,7 @@ mod tests {
         let (_keep, rx) = watch::channel(view("fi"));
         let (tx, _help) = mpsc::channel(1);
         let (calls, mut presses) = mpsc::channel::<CallPress>(4);
-        let app = router(rx, tx, calls);
+        let app = router(rx, tx, calls, no_notices());
         for path in ["/api/call/accept", "/api/call/decline", "/api/call/hang-up"] {
             let foreign = Request::post(path)
                 .header(header::HOST, "127.0.0.1:8080")
@@ -1317,5 +1588,227 @@ mod tests {
         }
         // None of them reached the agent.
         assert!(presses.try_recv().is_err());
+    }
+
+    fn with_alarm(lang: &str, progress: AlarmProgress, seen_at: i64) -> KioskView {
+        let mut v = view(lang);
+        v.alarms.apply(
+            crate::alarm::AlarmStatus {
+                alert_id: "a-1".into(),
+                event_keys: vec!["k-1".into()],
+                progress,
+                at: 1_000,
+            },
+            seen_at,
+        );
+        v
+    }
+
+    #[tokio::test]
+    async fn the_alarm_is_said_in_big_words_and_announced_at_once() {
+        use std::sync::atomic::Ordering;
+        let now = ms("2026-11-24T22:00:00Z");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now));
+        for (lang, words) in [
+            ("fi", "Apu on tulossa."),
+            ("sv", "Hjälpen är på väg."),
+            ("en", "Help is on the way."),
+        ] {
+            let (_keep, rx) = watch::channel(with_alarm(lang, AlarmProgress::EnRoute, now));
+            let app = router_at(rx, &clock);
+            let (_, body) = call(app.clone(), get("/")).await;
+            assert!(
+                body.contains(&format!(
+                    r#"<div class="alarm" id="alarm" aria-live="assertive" aria-atomic="true">
+<p class="alarm-text" id="alarm-text">{words}</p>"#
+                )),
+                "{lang}: {body}"
+            );
+            let (_, state) = call(app, get("/api/state")).await;
+            let state: serde_json::Value = serde_json::from_str(&state).expect("json");
+            assert_eq!(state["alarm"]["text"], words);
+            assert_eq!(state["alarm"]["progress"], "en_route");
+            assert_eq!(state["alarm"]["closed"], false);
+            assert_eq!(state["alarm"]["at"], 1_000);
+            // The board itself is not sent to the page.
+            assert!(state.get("alarms").is_none(), "{state}");
+        }
+        // Without an alarm the line is there, empty and hidden, so the live
+        // region exists before anything is announced in it.
+        clock.store(now, Ordering::Relaxed);
+        let (_keep, rx) = watch::channel(view("fi"));
+        let app = router_at(rx, &clock);
+        let (_, body) = call(app.clone(), get("/")).await;
+        assert!(body.contains(r#"<p class="alarm-text" id="alarm-text" hidden></p>"#));
+        assert!(next_call_in_state(app).await.is_null());
+    }
+
+    #[tokio::test]
+    async fn the_all_clear_is_shown_for_a_while_then_the_normal_screen() {
+        use std::sync::atomic::Ordering;
+        let now = ms("2026-11-24T22:00:00Z");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now));
+        let (keep, rx) = watch::channel(with_alarm("fi", AlarmProgress::Resolved, now));
+        let app = router_at(rx, &clock);
+        let (_, body) = call(app.clone(), get("/")).await;
+        assert!(body
+            .contains(r#"<p class="alarm-text closed" id="alarm-text">Hälytys on hoidettu.</p>"#));
+        let (_, state) = call(app.clone(), get("/api/state")).await;
+        let state: serde_json::Value = serde_json::from_str(&state).expect("json");
+        assert_eq!(state["alarm"]["closed"], true);
+        // Without JavaScript the page reloads itself to follow.
+        assert!(body.contains(r#"<noscript><meta http-equiv="refresh" content="30"></noscript>"#));
+
+        clock.store(now + crate::alarm::CLOSED_SHOWN_MS - 1, Ordering::Relaxed);
+        let (_, state) = call(app.clone(), get("/api/state")).await;
+        assert!(state.contains("Hälytys on hoidettu."));
+        clock.store(now + crate::alarm::CLOSED_SHOWN_MS, Ordering::Relaxed);
+        let (_, state) = call(app.clone(), get("/api/state")).await;
+        let state: serde_json::Value = serde_json::from_str(&state).expect("json");
+        assert!(state["alarm"].is_null(), "{state}");
+        let (_, body) = call(app.clone(), get("/")).await;
+        assert!(body.contains(r#"<p class="alarm-text" id="alarm-text" hidden></p>"#));
+
+        // A new call for help replaces the all-clear at once; an open
+        // alarm stays shown while the client presses again.
+        clock.store(now, Ordering::Relaxed);
+        keep.send_modify(|v| v.help = HelpStatus::Saved);
+        let (_, body) = call(app.clone(), get("/")).await;
+        assert!(!body.contains("Hälytys on hoidettu."));
+        keep.send_modify(|v| *v = with_alarm("fi", AlarmProgress::OnSite, now));
+        keep.send_modify(|v| v.help = HelpStatus::Saved);
+        let (_, body) = call(app, get("/")).await;
+        assert!(body.contains(r#"id="alarm-text">Auttaja on perillä.</p>"#));
+    }
+
+    fn with_notices(lang: &str) -> KioskView {
+        let mut board = crate::notices::NoticeBoard::default();
+        board.receive("n-1", "Hoitoyksikölle on kerrottu katkoksesta.", 1);
+        board.receive("n\"2<", "Rivi <b>1</b>\nRivi 2", 2);
+        let mut v = view(lang);
+        v.notices = board.shown();
+        v
+    }
+
+    #[tokio::test]
+    async fn notices_have_a_big_ok_button_that_works_without_javascript() {
+        let (keep, rx) = watch::channel(with_notices("sv"));
+        let app = router(rx, mpsc::channel(1).0, no_calls(), no_notices());
+        let (_, body) = call(app.clone(), get("/")).await;
+        let first = body
+            .find("Rivi &lt;b&gt;1&lt;/b&gt;\nRivi 2")
+            .expect("newest shown");
+        let second = body
+            .find("Hoitoyksikölle on kerrottu katkoksesta.")
+            .expect("older shown");
+        assert!(first < second, "newest first");
+        assert!(body.contains(r#"<div class="notice" data-id="n&quot;2&lt;">"#));
+        assert!(body.contains(
+            r#"<form method="post" action="/api/notice/dismiss"><input type="hidden" name="id" value="n-1"><button type="submit" class="ok" aria-describedby="notice-text-1">OK</button></form>"#
+        ));
+        assert!(body.contains(r#"aria-label="Meddelanden" aria-live="polite""#));
+        assert!(!body.contains("<b>1</b>"), "raw markup in page");
+        let (_, state) = call(app.clone(), get("/api/state")).await;
+        let state: serde_json::Value = serde_json::from_str(&state).expect("json");
+        assert_eq!(state["notices"][0]["id"], "n\"2<");
+        assert_eq!(
+            state["notices"][1]["text"],
+            "Hoitoyksikölle on kerrottu katkoksesta."
+        );
+        keep.send_modify(|v| v.notices.clear());
+        let (_, body) = call(app, get("/")).await;
+        assert!(!body.contains(r#"class="notice""#));
+    }
+
+    fn post_form(path: &str, body: &str, origin: Option<&str>) -> Request<Body> {
+        let mut request = Request::post(path)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        request.body(Body::from(body.to_string())).expect("request")
+    }
+
+    #[tokio::test]
+    async fn the_ok_button_reaches_the_agent_from_the_script_or_a_form() {
+        let (_keep, rx) = watch::channel(view("fi"));
+        let (notices, mut presses) = mpsc::channel::<NoticePress>(4);
+        let app = router(rx, mpsc::channel(1).0, no_calls(), notices);
+        let agent = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for outcome in [
+                Dismissed::Dismissed,
+                Dismissed::AlreadyDismissed,
+                Dismissed::Unknown,
+                Dismissed::Dismissed,
+            ] {
+                let press = presses.recv().await.expect("press");
+                seen.push(press.id);
+                let _ = press.reply.send(outcome);
+            }
+            // Nothing else reaches the agent.
+            assert!(presses.recv().await.is_none());
+            seen
+        });
+        let (status, body) = call(
+            app.clone(),
+            post_json("/api/notice/dismiss", r#"{"id":"n-1"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _) = call(
+            app.clone(),
+            post_json("/api/notice/dismiss", r#"{"id":"n-1"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "pressed twice");
+        let (status, _) = call(
+            app.clone(),
+            post_json("/api/notice/dismiss", r#"{"id":"n-9"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // The page without JavaScript posts a form and is sent back to the page.
+        let response = app
+            .clone()
+            .oneshot(post_form(
+                "/api/notice/dismiss",
+                "id=n%202",
+                Some("http://127.0.0.1:8080"),
+            ))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()[header::LOCATION], "/");
+
+        // Refused before reaching the agent.
+        let refused = [
+            post_form("/api/notice/dismiss", "id=n-1", None),
+            post_form(
+                "/api/notice/dismiss",
+                "id=n-1",
+                Some("https://evil.example"),
+            ),
+            post_form("/api/notice/dismiss", "id=", Some("http://localhost:8080")),
+            post_json("/api/notice/dismiss", "{}"),
+            post_json("/api/notice/dismiss", r#"{"id":""}"#),
+            post_json(
+                "/api/notice/dismiss",
+                &format!(r#"{{"id":"{}"}}"#, "x".repeat(200)),
+            ),
+            post("/api/notice/dismiss"),
+            Request::post("/api/notice/dismiss")
+                .header(header::HOST, "evil.example")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"id":"n-1"}"#))
+                .expect("request"),
+        ];
+        for request in refused {
+            let (status, body) = call(app.clone(), request).await;
+            assert!(status.is_client_error(), "{status}: {body}");
+        }
+        drop(app);
+        assert_eq!(agent.await.expect("agent"), ["n-1", "n-1", "n-9", "n 2"]);
     }
 }

@@ -1,7 +1,8 @@
 //! The link to the hub: one WebSocket over mutual TLS, reconnected with
 //! backoff, carrying heartbeats, outbox events, settings pushes, the
-//! client's schedule and calls (offers and ends from the hub, the terminal's
-//! call updates back).
+//! client's schedule, calls (offers and ends from the hub, the terminal's
+//! call updates back), the progress of the client's alarms and notices
+//! for the client.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::agent::Shared;
+use crate::alarm::AlarmStatus;
 use crate::backoff::Backoff;
 use crate::calls::Offer;
 
@@ -310,6 +312,13 @@ async fn session(
                         }
                     }
                     HubToEdge::CallEnd { call_id, reason: _ } => shared.call_ended(&call_id),
+                    HubToEdge::AlarmStatus { alert_id, event_keys, progress, at } => {
+                        let status = AlarmStatus { alert_id, event_keys, progress, at };
+                        shared.alarm_status(status).await;
+                    }
+                    HubToEdge::Notice { id, text } => {
+                        shared.notice_received(id, text).await;
+                    }
                     HubToEdge::Welcome { .. } => {}
                     other => tracing::debug!(?other, "ignored message"),
                 }
