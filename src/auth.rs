@@ -176,6 +176,10 @@ pub trait RoleMarker: Send + Sync + 'static {
 pub struct Admin;
 pub struct Nurse;
 pub struct Patrol;
+pub struct Supervisor;
+impl RoleMarker for Supervisor {
+    const ROLE: Role = Role::Supervisor;
+}
 impl RoleMarker for Admin {
     const ROLE: Role = Role::Admin;
 }
@@ -207,6 +211,24 @@ impl<A: RoleMarker, B: RoleMarker> RoleSet for (A, B) {
     }
     fn describe() -> String {
         format!("{} or {}", A::ROLE, B::ROLE)
+    }
+}
+
+impl<A: RoleMarker, B: RoleMarker, C: RoleMarker> RoleSet for (A, B, C) {
+    fn allows(held: &[Role]) -> bool {
+        held.contains(&A::ROLE) || held.contains(&B::ROLE) || held.contains(&C::ROLE)
+    }
+    fn describe() -> String {
+        format!("{}, {} or {}", A::ROLE, B::ROLE, C::ROLE)
+    }
+}
+
+impl<A: RoleMarker, B: RoleMarker, C: RoleMarker, D: RoleMarker> RoleSet for (A, B, C, D) {
+    fn allows(held: &[Role]) -> bool {
+        <(A, B, C)>::allows(held) || held.contains(&D::ROLE)
+    }
+    fn describe() -> String {
+        format!("{}, {}, {} or {}", A::ROLE, B::ROLE, C::ROLE, D::ROLE)
     }
 }
 

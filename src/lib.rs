@@ -5,6 +5,7 @@
 
 rust_i18n::i18n!("locales", fallback = "en");
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod bench;

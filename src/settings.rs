@@ -50,6 +50,12 @@ pub const SETTING_KEYS: &[&str] = &[
     "visit_retry_secs",
     "visit_ring_secs",
     "call_turnaround_secs",
+    "alarm_day_start",
+    "alarm_day_end",
+    "alarm_ack_secs",
+    "alarm_merge_secs",
+    "alarm_stall_secs",
+    "supervision_check_secs",
 ];
 
 /// Every setting of the hub. `Debug` and `redacted()` hide secrets.
@@ -98,6 +104,20 @@ pub struct Settings {
     pub visit_ring_secs: u64,
     /// Seconds the planner keeps free between two calls of a nurse (notes).
     pub call_turnaround_secs: u64,
+    /// Service hours of the central unit's alarm queue ("HH:MM" in
+    /// `unit_time_zone`); outside them alarms go to the patrol on duty.
+    /// Equal start and end: the central unit never takes alarms.
+    pub alarm_day_start: String,
+    pub alarm_day_end: String,
+    /// An alert nobody acknowledges in this many seconds escalates.
+    pub alarm_ack_secs: u64,
+    /// A press while the same terminal has an open alarm raised within this
+    /// many seconds merges into it.
+    pub alarm_merge_secs: u64,
+    /// An acknowledged alert without progress this long is shown to the supervisors.
+    pub alarm_stall_secs: u64,
+    /// How often terminals' silence is checked against their supervision class.
+    pub supervision_check_secs: u64,
 }
 
 impl Default for Settings {
@@ -125,6 +145,12 @@ impl Default for Settings {
             visit_retry_secs: 300,
             visit_ring_secs: 60,
             call_turnaround_secs: 120,
+            alarm_day_start: "07:00".into(),
+            alarm_day_end: "21:00".into(),
+            alarm_ack_secs: 120,
+            alarm_merge_secs: 300,
+            alarm_stall_secs: 1800,
+            supervision_check_secs: 10,
         }
     }
 }
@@ -216,6 +242,22 @@ impl Settings {
         if self.visit_ring_secs == 0 || self.visit_retry_secs == 0 {
             return Err(SettingsError::Invalid(
                 "visit_ring_secs and visit_retry_secs must be at least 1".into(),
+            ));
+        }
+        for (name, value) in [
+            ("alarm_day_start", &self.alarm_day_start),
+            ("alarm_day_end", &self.alarm_day_end),
+        ] {
+            crate::alerts::routing::parse_time(value)
+                .map_err(|e| SettingsError::Invalid(format!("{name}: {e}")))?;
+        }
+        if self.alarm_ack_secs == 0
+            || self.alarm_stall_secs == 0
+            || self.supervision_check_secs == 0
+        {
+            return Err(SettingsError::Invalid(
+                "alarm_ack_secs, alarm_stall_secs and supervision_check_secs must be at least 1"
+                    .into(),
             ));
         }
         if self.max_body_bytes < 1024 {

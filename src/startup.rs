@@ -37,6 +37,8 @@ pub struct AppState {
     pub started: Instant,
     /// Schedule changes, for live worklists and terminals.
     pub schedule: crate::schedule::notify::Notifier,
+    /// The alarm engine: intake, routing, escalation, live feed.
+    pub alerts: Arc<crate::alerts::engine::Engine>,
 }
 
 /// The remote address of a connection, put on every request.
@@ -49,6 +51,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot start the alarm engine: {0}")]
+    Alerts(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -105,9 +109,15 @@ impl Hub {
                     addr: settings.device_listen,
                     source,
                 })?;
+        let devices = Arc::new(crate::devices::registry::Registry::default());
+        let alerts =
+            crate::alerts::engine::Engine::start(store.clone(), devices.clone(), &settings)
+                .await
+                .map_err(|e| StartupError::Alerts(e.to_string()))?;
         let state = AppState {
             store,
-            devices: Arc::new(crate::devices::registry::Registry::default()),
+            devices,
+            alerts,
             throttle: Arc::new(LoginThrottle::new(
                 settings.login_max_failures,
                 Duration::from_secs(settings.login_window_secs),
@@ -190,6 +200,10 @@ impl Hub {
             state.store.clone(),
             state.devices.clone(),
             Duration::from_secs(60),
+        ));
+        housekeeping.spawn(crate::alerts::engine::run(
+            state.alerts.clone(),
+            Duration::from_secs(state.settings.supervision_check_secs),
         ));
         housekeeping.spawn(crate::schedule::ticker::run(
             state.store.clone(),

@@ -332,7 +332,7 @@ async fn schedule(store: &Store) {
         1,
         "exactly one writer wins"
     );
-    let alerts = store.alerts(100).await.expect("alerts");
+    let alerts = store.recent_alerts(100).await.expect("alerts");
     assert_eq!(
         alerts
             .iter()
@@ -375,6 +375,257 @@ async fn schedule(store: &Store) {
     assert_eq!(kept.rule_id, None);
 }
 
+/// Alarms on the store with the engine's clock driven by the test: exactly
+/// once under concurrency, merging, escalation timers, supervision.
+async fn alarms(store: &Store) {
+    use etahoiva::alerts::engine::Engine;
+    use etahoiva::alerts::lifecycle::Action;
+    use etahoiva::alerts::{AlertsError, Kind, Priority};
+    use etahoiva::store::alerts::{AlarmInput, Intake};
+    use etahoiva::store::{now_ms, ClientChanges, NewDevice};
+
+    let area = store.create_area("Kalajoki").await.expect("area");
+    let nurse = store
+        .create_user(new_user("alarm-nurse", &[Role::Nurse]))
+        .await
+        .expect("nurse");
+    let p1 = store
+        .create_user(new_user("alarm-p1", &[Role::Patrol]))
+        .await
+        .expect("patrol");
+    let p2 = store
+        .create_user(new_user("alarm-p2", &[Role::Patrol]))
+        .await
+        .expect("patrol");
+    store
+        .create_user(new_user("alarm-tech", &[Role::Admin]))
+        .await
+        .expect("technician");
+    let central = store
+        .create_team(
+            "Kalajoki keskus",
+            TeamKind::Central,
+            None,
+            std::slice::from_ref(&nurse.id),
+        )
+        .await
+        .expect("central");
+    let patrol = store
+        .create_team(
+            "Kalajoki partio",
+            TeamKind::Patrol,
+            Some(&area.id),
+            &[p1.id.clone(), p2.id.clone()],
+        )
+        .await
+        .expect("patrol");
+    let now = now_ms();
+    store
+        .add_duty(&patrol.id, now - 3_600_000, now + 8 * 3_600_000)
+        .await
+        .expect("duty");
+    let client = store
+        .create_client(NewClient {
+            name: "Hilja Alarm".into(),
+            language: "fi".into(),
+            area_id: area.id.clone(),
+            address: "Meritie 1".into(),
+            named_nurse_id: None,
+            consent_auto_answer: false,
+            time_zone: None,
+        })
+        .await
+        .expect("client");
+    store
+        .update_client(
+            &client.id,
+            &ClientChanges {
+                high_risk: Some(true),
+                relative_contact: Some(Some("+358501112222".into())),
+                ..ClientChanges::default()
+            },
+        )
+        .await
+        .expect("alarm details");
+    let device_id = format!("alarm-device-{}", store.kind());
+    store
+        .create_device(&NewDevice {
+            id: device_id.clone(),
+            name: "Hilja".into(),
+            client_id: Some(client.id.clone()),
+            cert_fingerprint: "fp".into(),
+            cert_not_after: now + 86_400_000,
+            settings_json: "{}".into(),
+        })
+        .await
+        .expect("device");
+
+    let settings = etahoiva::settings::Settings {
+        alarm_day_start: "00:00".into(),
+        alarm_day_end: "00:00".into(),
+        ..Default::default()
+    };
+    let devices = std::sync::Arc::new(etahoiva::devices::registry::Registry::default());
+    let engine = Engine::start(store.clone(), devices, &settings)
+        .await
+        .expect("engine");
+    let input = |key: &str| AlarmInput {
+        device_id: device_id.clone(),
+        client_id: Some(client.id.clone()),
+        event: etahoiva_proto::Event {
+            key: key.to_string(),
+            kind: etahoiva_proto::EventKind::HelpButton,
+            occurred_at: now,
+            detail: serde_json::json!({"input": "kiosk"}),
+        },
+        kind: Kind::HelpButton,
+        priority: Priority::High,
+    };
+
+    // 30 presses at once, each also sent a second time (a terminal that
+    // reconnected): one alert counting 30, every event stored once.
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        for _ in 0..2 {
+            let engine = engine.clone();
+            let input = input(&format!("press-{i}"));
+            tasks.push(tokio::spawn(async move { engine.intake(input).await }));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("task").expect("stored"));
+    }
+    let new: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o, Intake::New(_)))
+        .collect();
+    assert_eq!(new.len(), 1, "{outcomes:?}");
+    let alert_id = new[0].alert_id().unwrap().to_string();
+    assert!(outcomes
+        .iter()
+        .all(|o| o.alert_id() == Some(alert_id.as_str())));
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Intake::Duplicate(_)))
+            .count(),
+        30
+    );
+    let view = store.alert_view(&alert_id).await.expect("view");
+    assert_eq!(view.count, 30);
+    assert_eq!(view.status, "routed");
+    assert_eq!(
+        view.team_id.as_deref(),
+        Some(patrol.id.as_str()),
+        "night: the area's patrol"
+    );
+    assert_eq!(
+        store.alert_event_keys(&alert_id).await.expect("keys").len(),
+        30
+    );
+    assert_eq!(
+        store
+            .device_events(&device_id, 100)
+            .await
+            .expect("events")
+            .len(),
+        30
+    );
+
+    // Timers: nobody acknowledges; next team (the central unit), then the supervisors.
+    assert_eq!(
+        engine.run_timers(now).await.expect("timers"),
+        0,
+        "not yet due"
+    );
+    assert_eq!(engine.run_timers(now + 121_000).await.expect("timers"), 1);
+    let view = store.alert_view(&alert_id).await.expect("view");
+    assert_eq!(view.level, 1);
+    assert_eq!(view.escalated_team_id.as_deref(), Some(central.id.as_str()));
+    assert!(view.escalate_at.unwrap() >= now + 241_000);
+    engine.run_timers(now + 250_000).await.expect("timers");
+    assert_eq!(store.alert_view(&alert_id).await.expect("view").level, 2);
+
+    // Two patrol members tap acknowledge at the same moment: one has it.
+    let a = {
+        let engine = engine.clone();
+        let (id, user) = (alert_id.clone(), p1.id.clone());
+        tokio::spawn(async move { engine.act(&id, &user, &Action::Acknowledge).await })
+    };
+    let b = {
+        let engine = engine.clone();
+        let (id, user) = (alert_id.clone(), p2.id.clone());
+        tokio::spawn(async move { engine.act(&id, &user, &Action::Acknowledge).await })
+    };
+    let (a, b) = (a.await.expect("task"), b.await.expect("task"));
+    let winners = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    let view = store.alert_view(&alert_id).await.expect("view");
+    let holder = view.claimed_by.clone().expect("claimed");
+    // Both may read success only if the second saw its own claim; with two people one is refused.
+    assert_eq!(winners, 1, "{a:?} {b:?}");
+    assert!(matches!(
+        [a, b].into_iter().find(|r| r.is_err()),
+        Some(Err(AlertsError::Action(_)))
+    ));
+    let loser = if holder == p1.id { &p2.id } else { &p1.id };
+    assert!(engine
+        .act(&alert_id, loser, &Action::EnRoute)
+        .await
+        .is_err());
+    let timeline = store.alert_timeline(&alert_id).await.expect("timeline");
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|e| e.action == "acknowledge")
+            .count(),
+        1,
+        "one acknowledgement on the timeline"
+    );
+
+    // Supervision: a high-risk client's terminal silent for two hours.
+    let raised = engine
+        .supervise(now + 2 * 3_600_000)
+        .await
+        .expect("supervise");
+    assert_eq!(raised, 1);
+    assert_eq!(
+        engine
+            .supervise(now + 2 * 3_600_000 + 60_000)
+            .await
+            .expect("again"),
+        0,
+        "one outage, one alert"
+    );
+    let silent = store
+        .open_alerts_of_device(&device_id)
+        .await
+        .expect("open")
+        .into_iter()
+        .find(|a| a.kind == "terminal_silent")
+        .expect("silent alert");
+    assert_eq!(silent.status, "routed", "routed at once");
+    let notices = store.notices(false, 100).await.expect("notices");
+    let mine: Vec<_> = notices
+        .iter()
+        .filter(|n| n.alert_id.as_deref() == Some(silent.id.as_str()))
+        .collect();
+    for who in ["client", "relative", "technician"] {
+        assert!(
+            mine.iter().any(|n| n.recipient == who),
+            "{who} told: {mine:?}"
+        );
+    }
+    let relative = mine.iter().find(|n| n.recipient == "relative").unwrap();
+    assert_eq!(relative.address.as_deref(), Some("+358501112222"));
+    assert!(relative.text.contains("Hilja Alarm"), "{}", relative.text);
+    // The terminal comes back: the silence alert closes by itself.
+    engine.device_connected(&device_id, 3).await;
+    let closed = store.alert_view(&silent.id).await.expect("view");
+    assert_eq!(closed.status, "resolved");
+    assert_eq!(closed.outcome.as_deref(), Some("connection_restored"));
+}
+
 async fn suite<F, Fut>(open: F)
 where
     F: Fn() -> Fut,
@@ -387,6 +638,7 @@ where
     concurrent_writers(&store).await;
     organisation(&store).await;
     schedule(&store).await;
+    alarms(&store).await;
     store.close().await;
     // Reopening finds everything again (and migrations are idempotent).
     let reopened = open().await;

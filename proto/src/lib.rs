@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this build speaks.
 /// Version 2 added [`HubToEdge::Schedule`] and the call messages
 /// ([`HubToEdge::CallOffer`], [`HubToEdge::CallEnd`], [`EdgeToHub::CallUpdate`]).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 3 added [`HubToEdge::AlarmStatus`] and [`HubToEdge::Notice`].
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The oldest protocol version the hub still accepts.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// Largest frame either side accepts.
@@ -149,6 +150,21 @@ pub enum HubToEdge {
     },
     /// The caller hung up or the hub ended the call.
     CallEnd { call_id: String, reason: String },
+    /// Where the client's alarm is (protocol 3 and later): sent when the
+    /// alarm is stored and at every step of its handling, so the terminal
+    /// can tell the client that help is on the way.
+    AlarmStatus {
+        alert_id: String,
+        /// Keys of the terminal's events merged into this alarm.
+        #[serde(default)]
+        event_keys: Vec<String>,
+        progress: AlarmProgress,
+        /// Hub clock of the step, milliseconds since the Unix epoch.
+        at: i64,
+    },
+    /// A message for the client, already in the client's language
+    /// (protocol 3 and later), e.g. that the care unit was told of an outage.
+    Notice { id: String, text: String },
     /// Something was wrong with a frame or the link; `fatal` errors are followed by a close.
     Error {
         code: ErrorCode,
@@ -186,6 +202,25 @@ pub enum CallState {
     Ended,
     /// A call of higher priority cut this one.
     Preempted,
+}
+
+/// How far the handling of an alarm has come, as the client is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlarmProgress {
+    /// Stored at the hub and sent to the staff on duty.
+    Received,
+    /// A nurse or a patrol member took it.
+    Acknowledged,
+    /// A patrol is on its way to the home.
+    EnRoute,
+    /// The patrol is at the home.
+    OnSite,
+    /// Handled and closed.
+    Resolved,
+    /// Cancelled (a false alarm, or taken back).
+    Cancelled,
 }
 
 /// The coming visits of the client at a terminal.

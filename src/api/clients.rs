@@ -52,6 +52,23 @@ pub struct ClientInput {
     /// Consent to answer scheduled care visits automatically.
     #[serde(default)]
     pub consent_auto_answer: bool,
+    /// Supervision class of the terminal: `90s`, `180s`, `5h` or `25h` (default).
+    #[serde(default)]
+    pub supervision_class: Option<String>,
+    /// Supervise at the strictest class day and night.
+    #[serde(default)]
+    pub high_risk: Option<bool>,
+    /// Door, key and key-safe instructions for the patrol.
+    #[serde(default)]
+    pub door_instructions: Option<String>,
+    /// What a patrol or nurse must know on an alarm.
+    #[serde(default)]
+    pub care_notes: Option<String>,
+    /// The relative told of outages, and their phone number or e-mail.
+    #[serde(default)]
+    pub relative_name: Option<String>,
+    #[serde(default)]
+    pub relative_contact: Option<String>,
 }
 
 /// Changes to a client; fields left out stay as they are.
@@ -68,6 +85,59 @@ pub struct ClientPatch {
     #[schema(value_type = Option<String>)]
     pub named_nurse_id: Option<Option<String>>,
     pub consent_auto_answer: Option<bool>,
+    /// Supervision class of the terminal: `90s`, `180s`, `5h` or `25h` (default).
+    #[serde(default)]
+    pub supervision_class: Option<String>,
+    /// Supervise at the strictest class day and night.
+    #[serde(default)]
+    pub high_risk: Option<bool>,
+    /// Door, key and key-safe instructions for the patrol.
+    #[serde(default)]
+    pub door_instructions: Option<String>,
+    /// What a patrol or nurse must know on an alarm.
+    #[serde(default)]
+    pub care_notes: Option<String>,
+    /// `null` clears the relative.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub relative_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub relative_contact: Option<Option<String>>,
+}
+
+/// Checks the alarm details of a client given on create or change.
+fn check_alarm_details(
+    class: Option<&str>,
+    door: Option<&str>,
+    notes: Option<&str>,
+    relative: &[Option<&str>],
+) -> Result<(), ApiError> {
+    if let Some(c) = class {
+        if crate::alerts::supervision::SupervisionClass::parse(c).is_none() {
+            return Err(ApiError::unprocessable(format!(
+                "supervision_class {c:?} is not one of 90s, 180s, 5h, 25h"
+            )));
+        }
+    }
+    for (field, value, max) in [
+        ("door_instructions", door, 2000),
+        ("care_notes", notes, 4000),
+    ] {
+        if value.is_some_and(|v| v.chars().count() > max) {
+            return Err(ApiError::unprocessable(format!(
+                "{field} must be at most {max} characters"
+            )));
+        }
+    }
+    for value in relative.iter().flatten() {
+        if value.chars().count() > 200 {
+            return Err(ApiError::unprocessable(
+                "relative_name and relative_contact must be at most 200 characters",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from one left out (`None`).
@@ -122,6 +192,15 @@ pub async fn create_client(
         check_nurse(&state, n).await?;
     }
     check_area(&state, &input.area_id).await?;
+    check_alarm_details(
+        input.supervision_class.as_deref(),
+        input.door_instructions.as_deref(),
+        input.care_notes.as_deref(),
+        &[
+            input.relative_name.as_deref(),
+            input.relative_contact.as_deref(),
+        ],
+    )?;
     let client = state
         .store
         .create_client(NewClient {
@@ -133,6 +212,21 @@ pub async fn create_client(
             consent_auto_answer: input.consent_auto_answer,
             time_zone: input.time_zone,
         })
+        .await?;
+    let client = state
+        .store
+        .update_client(
+            &client.id,
+            &ClientChanges {
+                supervision_class: input.supervision_class.map(|c| c.trim().to_string()),
+                high_risk: input.high_risk,
+                door_instructions: input.door_instructions,
+                care_notes: input.care_notes,
+                relative_name: input.relative_name.map(Some),
+                relative_contact: input.relative_contact.map(Some),
+                ..ClientChanges::default()
+            },
+        )
         .await?;
     state
         .store
@@ -210,6 +304,15 @@ pub async fn patch_client(
     if let Some(area) = &patch.area_id {
         check_area(&state, area).await?;
     }
+    check_alarm_details(
+        patch.supervision_class.as_deref(),
+        patch.door_instructions.as_deref(),
+        patch.care_notes.as_deref(),
+        &[
+            patch.relative_name.clone().flatten().as_deref(),
+            patch.relative_contact.clone().flatten().as_deref(),
+        ],
+    )?;
     let client = state
         .store
         .update_client(
@@ -222,6 +325,12 @@ pub async fn patch_client(
                 time_zone: patch.time_zone,
                 named_nurse_id: patch.named_nurse_id,
                 consent_auto_answer: patch.consent_auto_answer,
+                supervision_class: patch.supervision_class.map(|c| c.trim().to_string()),
+                high_risk: patch.high_risk,
+                door_instructions: patch.door_instructions,
+                care_notes: patch.care_notes,
+                relative_name: patch.relative_name,
+                relative_contact: patch.relative_contact,
             },
         )
         .await?;

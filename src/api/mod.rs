@@ -1,5 +1,6 @@
 //! The staff REST API under `/api/v1`, with its OpenAPI document generated from the code.
 
+pub(crate) mod alerts;
 pub(crate) mod clients;
 pub(crate) mod devices;
 mod error;
@@ -7,6 +8,7 @@ mod health;
 mod org;
 pub mod schedule;
 pub mod session;
+pub(crate) mod teams;
 pub mod users;
 
 pub use error::{ApiError, ApiJson, ApiQuery, ErrorBody, ErrorDetail};
@@ -37,6 +39,7 @@ use crate::startup::AppState;
         (name = "devices", description = "Home terminals: presence, settings, revocation"),
         (name = "clients", description = "Clients, their care plans and pauses"),
         (name = "schedule", description = "Nurses, shifts, day planning, worklists, the visit lifecycle"),
+        (name = "alerts", description = "Alarms and alerts: lifecycle, live feed, answer-time report, notices"),
     )
 )]
 struct ApiDoc;
@@ -62,7 +65,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::set_language))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(org::list_areas, org::create_area))
-        .routes(routes!(org::list_teams))
+        .routes(routes!(org::list_teams, teams::create_team))
+        .routes(routes!(teams::patch_team))
+        .routes(routes!(teams::list_duty, teams::add_duty))
+        .routes(routes!(teams::delete_duty))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::alert_report))
+        .routes(routes!(alerts::get_alert))
+        .routes(routes!(alerts::alert_action))
+        .routes(routes!(alerts::list_notices))
+        .routes(routes!(alerts::notice_sent))
         .routes(routes!(org::list_clients, clients::create_client))
         .routes(routes!(org::list_audit))
         .routes(routes!(devices::list_devices))
@@ -91,7 +103,6 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(schedule::get_visit))
         .routes(routes!(schedule::visit_action))
         .routes(routes!(schedule::pin))
-        .routes(routes!(schedule::list_alerts))
         .routes(routes!(schedule::create_calendar_feed));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
@@ -119,6 +130,7 @@ pub fn router() -> Router<AppState> {
                 .into_response()
         }),
     )
+    .route("/api/v1/alerts/live", get(alerts::live))
     .route("/calendar/{file}", get(schedule::calendar_feed))
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))

@@ -20,9 +20,7 @@ use crate::schedule::lifecycle::Action;
 use crate::schedule::notify::Change;
 use crate::schedule::recurrence::zone;
 use crate::startup::AppState;
-use crate::store::{
-    now_ms, Alert, Nurse, Role, SessionUser, Shift, Visit, VisitEvent, WorklistItem,
-};
+use crate::store::{now_ms, Nurse, Role, SessionUser, Shift, Visit, VisitEvent, WorklistItem};
 
 /// The unit's civil date from `YYYY-MM-DD`, today when left out.
 pub fn unit_date(state: &AppState, date: Option<&str>) -> Result<Date, ApiError> {
@@ -610,21 +608,6 @@ pub async fn pin(
     let report = assign_day(&state.store, &state.settings, date, false, now_ms()).await?;
     state.schedule.send(Change::Everything);
     Ok(ApiJson(report))
-}
-
-/// Alerts raised by the schedule (missed visits), newest first.
-#[utoipa::path(
-    get,
-    path = "/alerts",
-    tag = "schedule",
-    security(("bearer" = [])),
-    responses((status = 200, description = "Newest 500 alerts", body = Vec<Alert>))
-)]
-pub async fn list_alerts(
-    State(state): State<AppState>,
-    _: RequireRole<(NurseRole, Admin)>,
-) -> Result<ApiJson<Vec<Alert>>, ApiError> {
-    Ok(ApiJson(state.store.alerts(500).await?))
 }
 
 /// A personal calendar feed address.

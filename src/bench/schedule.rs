@@ -185,6 +185,12 @@ fn instance(
             named_nurse_id: Some(named),
             consent_auto_answer: rng.gen_bool(0.8),
             created_at: now_ms(),
+            supervision_class: "25h".into(),
+            high_risk: false,
+            door_instructions: String::new(),
+            care_notes: String::new(),
+            relative_name: None,
+            relative_contact: None,
         };
         for r in 0..args.rules {
             // A time where nurses work: inside a random shift, 30 min from its ends.

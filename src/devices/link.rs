@@ -263,6 +263,10 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
         }
     }
 
+    if alive {
+        state.alerts.device_connected(&device.id, protocol).await;
+    }
+
     // 3. Frames until the terminal goes, goes silent, or is told to go.
     let missed = state.settings.missed_heartbeats.max(1) as u64;
     let mut silence = Duration::from_secs(heartbeat.saturating_mul(missed));
@@ -354,6 +358,28 @@ async fn handle(
         EdgeToHub::Event(event) => {
             let span =
                 tracing::info_span!("event", event_key = %event.key, kind = event.kind.as_str());
+            if let Some(kind) = crate::alerts::Kind::of_event(&event.kind) {
+                // An alarm: stored with its alert in one step, acknowledged once durable.
+                let key = event.key.clone();
+                let input = crate::store::alerts::AlarmInput {
+                    device_id: device_id.to_string(),
+                    client_id: client_id.map(str::to_string),
+                    priority: crate::alerts::Priority::of_event(kind, &event.detail),
+                    kind,
+                    event,
+                };
+                return match state.alerts.intake(input).instrument(span).await {
+                    Ok(_) => Some(HubToEdge::Ack { key }),
+                    Err(e) => {
+                        tracing::error!(event_key = %key, error = %e, "cannot store alarm; the terminal keeps it");
+                        Some(error(
+                            ErrorCode::Unavailable,
+                            format!("alarm {key} not stored; send it again"),
+                            false,
+                        ))
+                    }
+                };
+            }
             let _enter = span.enter();
             match state.store.insert_device_event(device_id, &event).await {
                 Ok(new) => {

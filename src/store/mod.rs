@@ -4,6 +4,7 @@
 //! SQL is the same and dispatched to the pool of the configured backend by
 //! [`with_pool!`]; each dialect has its own migrations folder.
 
+pub mod alerts;
 mod audit;
 mod devices;
 mod org;
@@ -13,10 +14,10 @@ mod visits;
 
 pub use audit::AuditEntry;
 pub use devices::{DeviceRecord, NewDevice, StoredEvent};
-pub use org::{Area, Client, ClientChanges, NewClient, Team, TeamKind};
+pub use org::{Area, Client, ClientChanges, DutyPeriod, NewClient, Team, TeamChanges, TeamKind};
 pub use plans::{BulkImport, Nurse, Pause, Shift, VisitRuleRecord};
 pub use users::{NewUser, Role, SessionUser, User};
-pub use visits::{Alert, Assignment, NewVisit, Visit, VisitEvent, WorklistItem};
+pub use visits::{Assignment, NewVisit, Visit, VisitEvent, WorklistItem};
 
 use std::path::Path;
 use std::str::FromStr;

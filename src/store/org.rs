@@ -37,6 +37,26 @@ pub struct Team {
     pub area_id: Option<String>,
     /// User ids of the members.
     pub members: Vec<String>,
+    /// The team that gets this team's alerts nobody acknowledged in time.
+    pub escalates_to: Option<String>,
+}
+
+/// A period a team is on duty.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct DutyPeriod {
+    pub id: String,
+    pub team_id: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+}
+
+/// Changes to a team; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct TeamChanges {
+    pub name: Option<String>,
+    pub members: Option<Vec<String>>,
+    /// `Some(None)` clears it.
+    pub escalates_to: Option<Option<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -54,6 +74,19 @@ pub struct Client {
     /// Consent to answer scheduled care visits automatically.
     pub consent_auto_answer: bool,
     pub created_at: i64,
+    /// How long the terminal may stay silent: `90s`, `180s`, `5h` or `25h`
+    /// (one step stricter at night).
+    pub supervision_class: String,
+    /// Supervised at the strictest class day and night.
+    pub high_risk: bool,
+    /// Door, key and key-safe instructions for the patrol.
+    pub door_instructions: String,
+    /// What a patrol or nurse must know on an alarm.
+    pub care_notes: String,
+    /// The relative told of outages.
+    pub relative_name: Option<String>,
+    /// The relative's phone number or e-mail address.
+    pub relative_contact: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,9 +112,18 @@ pub struct ClientChanges {
     /// `Some(None)` clears the named nurse.
     pub named_nurse_id: Option<Option<String>>,
     pub consent_auto_answer: Option<bool>,
+    pub supervision_class: Option<String>,
+    pub high_risk: Option<bool>,
+    pub door_instructions: Option<String>,
+    pub care_notes: Option<String>,
+    /// `Some(None)` clears the relative.
+    pub relative_name: Option<Option<String>>,
+    pub relative_contact: Option<Option<String>>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at";
+const CLIENT_COLUMNS: &str = "id, name, language, area_id, address, time_zone, named_nurse_id, \
+    consent_auto_answer, created_at, supervision_class, high_risk, door_instructions, care_notes, \
+    relative_name, relative_contact";
 
 impl Store {
     pub async fn create_area(&self, name: &str) -> StoreResult<Area> {
@@ -139,13 +181,14 @@ impl Store {
             kind,
             area_id: area_id.map(str::to_string),
             members: members.to_vec(),
+            escalates_to: None,
         })
     }
 
     pub async fn list_teams(&self) -> StoreResult<Vec<Team>> {
         let (teams, members) = with_pool!(self, pool => async {
-            let teams = sqlx::query_as::<_, (String, String, String, Option<String>)>(
-                "SELECT id, name, kind, area_id FROM teams ORDER BY name",
+            let teams = sqlx::query_as::<_, (String, String, String, Option<String>, Option<String>)>(
+                "SELECT id, name, kind, area_id, escalates_to FROM teams ORDER BY name",
             )
             .fetch_all(pool)
             .await?;
@@ -160,7 +203,7 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "team"))?;
         teams
             .into_iter()
-            .map(|(id, name, kind, area_id)| {
+            .map(|(id, name, kind, area_id, escalates_to)| {
                 let kind = match kind.as_str() {
                     "central" => TeamKind::Central,
                     "patrol" => TeamKind::Patrol,
@@ -177,9 +220,107 @@ impl Store {
                     kind,
                     area_id,
                     members,
+                    escalates_to,
                 })
             })
             .collect()
+    }
+
+    pub async fn get_team(&self, id: &str) -> StoreResult<Team> {
+        self.list_teams()
+            .await?
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or(StoreError::NotFound("team"))
+    }
+
+    /// Renames a team, replaces its members or its escalation team.
+    pub async fn update_team(&self, id: &str, c: &TeamChanges) -> StoreResult<Team> {
+        let found = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE teams SET name = COALESCE($2, name), \
+                 escalates_to = CASE WHEN $3 THEN $4 ELSE escalates_to END WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&c.name)
+            .bind(c.escalates_to.is_some())
+            .bind(c.escalates_to.clone().flatten())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            if let Some(members) = &c.members {
+                sqlx::query("DELETE FROM team_members WHERE team_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for member in members {
+                    sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(member)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(true)
+        }
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "team"))?;
+        if !found {
+            return Err(StoreError::NotFound("team"));
+        }
+        self.get_team(id).await
+    }
+
+    pub async fn add_duty(
+        &self,
+        team_id: &str,
+        starts_at: i64,
+        ends_at: i64,
+    ) -> StoreResult<DutyPeriod> {
+        let duty = DutyPeriod {
+            id: new_id(),
+            team_id: team_id.to_string(),
+            starts_at,
+            ends_at,
+        };
+        execute!(self, pool => sqlx::query(
+            "INSERT INTO team_duty (id, team_id, starts_at, ends_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&duty.id)
+        .bind(team_id)
+        .bind(starts_at)
+        .bind(ends_at)
+        .bind(now_ms())
+        .execute(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "duty period"))?;
+        Ok(duty)
+    }
+
+    /// A team's duty periods ending after `since`.
+    pub async fn team_duty(&self, team_id: &str, since: i64) -> StoreResult<Vec<DutyPeriod>> {
+        with_pool!(self, pool => sqlx::query_as::<_, DutyPeriod>(
+            "SELECT id, team_id, starts_at, ends_at FROM team_duty WHERE team_id = $1 AND ends_at > $2 ORDER BY starts_at",
+        )
+        .bind(team_id)
+        .bind(since)
+        .fetch_all(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "duty period"))
+    }
+
+    pub async fn delete_duty(&self, id: &str) -> StoreResult<()> {
+        let n = execute!(self, pool => sqlx::query("DELETE FROM team_duty WHERE id = $1").bind(id).execute(pool).await)
+            .map_err(|e| StoreError::from_sqlx(e, "duty period"))?;
+        if n == 0 {
+            return Err(StoreError::NotFound("duty period"));
+        }
+        Ok(())
     }
 
     pub async fn create_client(&self, new: NewClient) -> StoreResult<Client> {
@@ -193,6 +334,12 @@ impl Store {
             named_nurse_id: new.named_nurse_id,
             consent_auto_answer: new.consent_auto_answer,
             created_at: now_ms(),
+            supervision_class: "25h".into(),
+            high_risk: false,
+            door_instructions: String::new(),
+            care_notes: String::new(),
+            relative_name: None,
+            relative_contact: None,
         };
         execute!(self, pool => sqlx::query(
             "INSERT INTO clients (id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at) \
@@ -214,10 +361,8 @@ impl Store {
     }
 
     pub async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        with_pool!(self, pool => sqlx::query_as::<_, Client>(
-            "SELECT id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at \
-             FROM clients ORDER BY name",
-        )
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY name");
+        with_pool!(self, pool => sqlx::query_as::<_, Client>(&sql)
         .fetch_all(pool)
         .await)
         .map_err(|e| StoreError::from_sqlx(e, "client"))
@@ -252,7 +397,11 @@ impl Store {
              area_id = COALESCE($4, area_id), address = COALESCE($5, address), \
              time_zone = COALESCE($6, time_zone), \
              named_nurse_id = CASE WHEN $7 THEN $8 ELSE named_nurse_id END, \
-             consent_auto_answer = COALESCE($9, consent_auto_answer) WHERE id = $1",
+             consent_auto_answer = COALESCE($9, consent_auto_answer), \
+             supervision_class = COALESCE($10, supervision_class), high_risk = COALESCE($11, high_risk), \
+             door_instructions = COALESCE($12, door_instructions), care_notes = COALESCE($13, care_notes), \
+             relative_name = CASE WHEN $14 THEN $15 ELSE relative_name END, \
+             relative_contact = CASE WHEN $16 THEN $17 ELSE relative_contact END WHERE id = $1",
         )
         .bind(id)
         .bind(&c.name)
@@ -263,6 +412,14 @@ impl Store {
         .bind(set_nurse)
         .bind(&nurse)
         .bind(c.consent_auto_answer)
+        .bind(&c.supervision_class)
+        .bind(c.high_risk)
+        .bind(&c.door_instructions)
+        .bind(&c.care_notes)
+        .bind(c.relative_name.is_some())
+        .bind(c.relative_name.clone().flatten())
+        .bind(c.relative_contact.is_some())
+        .bind(c.relative_contact.clone().flatten())
         .execute(pool)
         .await)
         .map_err(|e| StoreError::from_sqlx(e, "client"))?;

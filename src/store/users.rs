@@ -14,16 +14,19 @@ pub enum Role {
     Admin,
     Nurse,
     Patrol,
+    /// Receives alarms nobody acknowledged, after the escalation chain.
+    Supervisor,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Nurse, Role::Patrol];
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Nurse, Role::Patrol, Role::Supervisor];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Nurse => "nurse",
             Role::Patrol => "patrol",
+            Role::Supervisor => "supervisor",
         }
     }
 }
@@ -41,8 +44,9 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "nurse" => Ok(Role::Nurse),
             "patrol" => Ok(Role::Patrol),
+            "supervisor" => Ok(Role::Supervisor),
             other => Err(format!(
-                "unknown role {other:?}; the roles are admin, nurse and patrol"
+                "unknown role {other:?}; the roles are admin, nurse, patrol and supervisor"
             )),
         }
     }

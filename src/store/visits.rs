@@ -98,23 +98,6 @@ pub struct VisitEvent {
     pub detail: Option<String>,
 }
 
-/// An alert raised by the schedule (a missed visit) for somebody to act on.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct Alert {
-    pub id: String,
-    /// `missed_visit`.
-    pub kind: String,
-    /// `high` or `normal`.
-    pub priority: String,
-    /// `raised`.
-    pub status: String,
-    pub client_id: Option<String>,
-    pub visit_id: Option<String>,
-    pub device_id: Option<String>,
-    pub raised_at: i64,
-    pub detail: String,
-}
-
 /// A change to a visit's assignment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
@@ -432,19 +415,32 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if t.missed {
-                sqlx::query(
-                    "INSERT INTO alerts (id, kind, priority, status, client_id, visit_id, device_id, source_key, raised_at, detail) \
+                let alert_id = new_id();
+                let raised = sqlx::query(
+                    "INSERT INTO alerts (id, kind, priority, status, client_id, visit_id, device_id, source_key, raised_at, detail, \
+                       escalate_at, last_raised_at, updated_at) \
                      SELECT $1, 'missed_visit', 'high', 'raised', v.client_id, v.id, \
                        (SELECT d.id FROM devices d WHERE d.client_id = v.client_id AND d.revoked_at IS NULL ORDER BY d.created_at DESC LIMIT 1), \
-                       $2, $3, v.purpose FROM visits v WHERE v.id = $4 \
+                       $2, $3, v.purpose, $3, $3, $3 FROM visits v WHERE v.id = $4 \
                      ON CONFLICT (source_key) DO NOTHING",
                 )
-                .bind(new_id())
+                .bind(&alert_id)
                 .bind(format!("visit:{visit_id}:missed"))
                 .bind(now)
                 .bind(visit_id)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if raised == 1 {
+                    sqlx::query(
+                        "INSERT INTO alert_events (alert_id, at, actor, action, status, detail) \
+                         VALUES ($1, $2, 'system', 'raised', 'raised', 'visit missed')",
+                    )
+                    .bind(&alert_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(true)
@@ -516,18 +512,6 @@ impl Store {
             out.entry(client).or_default().push(nurse);
         }
         Ok(out)
-    }
-
-    /// The newest alerts.
-    pub async fn alerts(&self, limit: i64) -> StoreResult<Vec<Alert>> {
-        with_pool!(self, pool => sqlx::query_as::<_, Alert>(
-            "SELECT id, kind, priority, status, client_id, visit_id, device_id, raised_at, detail \
-             FROM alerts ORDER BY raised_at DESC, id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(pool)
-        .await)
-        .map_err(|e| StoreError::from_sqlx(e, "alert"))
     }
 
     /// Stores the hash of a nurse's calendar feed token, replacing any earlier one.

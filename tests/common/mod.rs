@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod edge;
+pub mod feed;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
