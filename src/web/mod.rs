@@ -18,6 +18,8 @@ use crate::i18n::{Lang, LANG_COOKIE};
 use crate::startup::{AppState, PeerAddr};
 use crate::store::{Role, SessionUser};
 
+mod alarms;
+mod patrol;
 mod worklist;
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
@@ -41,6 +43,14 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout_submit))
         .route("/lang/{code}", get(choose_language))
         .route("/console/{name}", get(console))
+        .route("/console/patrol", get(patrol::page))
+        .route("/console/alarms", get(alarms::page))
+        .route("/patrol.webmanifest", get(patrol::manifest))
+        .route("/patrol-sw.js", get(patrol::service_worker))
+        .route("/static/patrol.js", get(patrol::app_script))
+        .route("/static/alerts-live.js", get(patrol::live_script))
+        .route("/static/alarms.js", get(alarms::script))
+        .route("/static/patrol-icon.svg", get(patrol::icon))
         .route("/console/admin/devices", get(devices_fragment))
         .route("/console/nurse/worklist", get(worklist::fragment))
         .route("/console/nurse/visits/{id}", post(worklist::act))
@@ -263,6 +273,7 @@ fn console_path(role: Role) -> &'static str {
         Role::Nurse => "nurse",
         Role::Patrol => "patrol",
         Role::Admin => "admin",
+        Role::Supervisor => "supervisor",
     }
 }
 
@@ -490,16 +501,7 @@ async fn console(
             heading: lang.t(&format!("console.{console}")),
             empty: lang.t(&format!("console.{console}.empty")),
             display_name: session.user.display_name.clone(),
-            consoles: session
-                .user
-                .roles
-                .iter()
-                .map(|r| ConsoleLink {
-                    path: console_path(*r),
-                    label: lang.t(&format!("console.{}", console_path(*r))),
-                    current: *r == role,
-                })
-                .collect(),
+            consoles: console_links(&session.user.roles, lang, console),
             devices,
             worklist,
             worklist_date: query
@@ -510,6 +512,79 @@ async fn console(
                 .to_string(),
         },
     ))
+}
+
+/// The consoles a user may open, `current` marked: one per role, and the
+/// alarm queue for nurses and supervisors.
+fn console_links(roles: &[Role], lang: Lang, current: &str) -> Vec<ConsoleLink> {
+    let mut links: Vec<ConsoleLink> = roles
+        .iter()
+        .map(|r| ConsoleLink {
+            path: console_path(*r),
+            label: lang.t(&format!("console.{}", console_path(*r))),
+            current: console_path(*r) == current,
+        })
+        .collect();
+    if roles.contains(&Role::Supervisor) && !roles.contains(&Role::Patrol) {
+        links.push(ConsoleLink {
+            path: "patrol",
+            label: lang.t("console.patrol"),
+            current: current == "patrol",
+        });
+    }
+    if roles
+        .iter()
+        .any(|r| matches!(r, Role::Nurse | Role::Supervisor))
+    {
+        links.push(ConsoleLink {
+            path: "alarms",
+            label: lang.t("console.alarms"),
+            current: current == "alarms",
+        });
+    }
+    links
+}
+
+/// A console page's gate: the signed-in user holding one of `roles` and
+/// their language, or the answer to give instead (sign-in, or refusal).
+async fn console_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+    roles: &[Role],
+) -> Result<Result<(SessionUser, Lang), Response>, ApiError> {
+    let Some(session) = current_session(state, headers).await? else {
+        return Ok(Err(Redirect::to(&format!(
+            "/login?next={}",
+            urlencode(here)
+        ))
+        .into_response()));
+    };
+    let lang = Lang::negotiate(session.user.language.as_deref(), headers);
+    if session.user.roles.iter().any(|r| roles.contains(r)) {
+        return Ok(Ok((session, lang)));
+    }
+    tracing::warn!(user_id = %session.user.id, console = %here, "console refused: role missing");
+    state
+        .store
+        .audit(
+            Some(&session.user.id),
+            "access.denied",
+            None,
+            Some(&format!("console {here}")),
+        )
+        .await?;
+    Ok(Err(render(
+        StatusCode::FORBIDDEN,
+        MessagePage {
+            lang,
+            langs: Lang::ALL,
+            here: "/".into(),
+            heading: lang.t("error.forbidden.title"),
+            body: lang.t("error.forbidden.body"),
+            links: vec![("/".into(), lang.t("error.back"))],
+        },
+    )))
 }
 
 /// The page for an unknown address.
