@@ -1,7 +1,7 @@
 //! `etahoiva demo`: a realistic small organisation for a first look.
 
 use crate::api::users::new_user;
-use crate::store::{NewClient, Role, Store, StoreError, TeamKind};
+use crate::store::{ClientChanges, NewClient, Role, Store, StoreError, TeamChanges, TeamKind};
 
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "etahoiva-demo";
@@ -78,6 +78,32 @@ pub const DEMO_LOGINS: &[DemoLogin] = &[
         roles: &[Role::Patrol],
         language: "fi",
     },
+    DemoLogin {
+        username: "paivi",
+        display_name: "Päivi Laitinen",
+        roles: &[Role::Supervisor],
+        language: "fi",
+    },
+];
+
+/// Door and key-safe instructions and care notes for the patrol, by client.
+const DEMO_HOME_NOTES: &[(&str, &str)] = &[
+    (
+        "Avainsäilö ulko-oven oikealla puolella, koodi 2580.",
+        "Diabetes; insuliini aamuisin. Kuulee huonosti vasemmalla.",
+    ),
+    (
+        "Ovikoodi 1234, avain avainsäilössä porraskäytävässä.",
+        "Muistisairaus; rauhoittuu puhumalla. Kaatuillut yöllä.",
+    ),
+    (
+        "Takaovi lukitsematon päivisin; illalla avainsäilö, koodi 7741.",
+        "Sydämen vajaatoiminta. Nesterajoitus 1,5 l.",
+    ),
+    (
+        "Nyckelskåp vid ytterdörren, kod 3690.",
+        "Nedsatt syn. Talar bara svenska.",
+    ),
 ];
 
 /// Clients: name, language, area index (0 Lestijoki, 1 Perhonjoki), address, named nurse.
@@ -416,7 +442,7 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
     store
         .create_team("Etähoitokeskus", TeamKind::Central, None, &nurses)
         .await?;
-    store
+    let lesti = store
         .create_team(
             "Yöpartio Lestijoki",
             TeamKind::Patrol,
@@ -424,7 +450,7 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
             &[id("jari")?, id("liisa")?],
         )
         .await?;
-    store
+    let perho = store
         .create_team(
             "Yöpartio Perhonjoki",
             TeamKind::Patrol,
@@ -432,6 +458,19 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
             &[id("henrik")?, id("tiina")?],
         )
         .await?;
+    // The neighbouring valley's patrol is next when nobody acknowledges.
+    // Without rosters both patrols are on call every night.
+    for (team, next) in [(&lesti, &perho), (&perho, &lesti)] {
+        store
+            .update_team(
+                &team.id,
+                &TeamChanges {
+                    escalates_to: Some(Some(next.id.clone())),
+                    ..TeamChanges::default()
+                },
+            )
+            .await?;
+    }
     for (index, (name, language, area, address, nurse)) in DEMO_CLIENTS.iter().enumerate() {
         let client = store
             .create_client(NewClient {
@@ -443,6 +482,21 @@ pub async fn seed(store: &Store) -> Result<bool, DemoError> {
                 consent_auto_answer: index % 4 != 3,
                 time_zone: None,
             })
+            .await?;
+        let (door, notes) = DEMO_HOME_NOTES[if *language == "sv" { 3 } else { index % 3 }];
+        store
+            .update_client(
+                &client.id,
+                &ClientChanges {
+                    door_instructions: Some(door.to_string()),
+                    care_notes: Some(notes.to_string()),
+                    high_risk: Some(index % 5 == 1),
+                    supervision_class: Some(if index % 2 == 0 { "180s" } else { "5h" }.into()),
+                    relative_contact: Some(Some(format!("+358 40 555 {:04}", 1000 + index))),
+                    relative_name: Some(Some("Omainen".into())),
+                    ..ClientChanges::default()
+                },
+            )
             .await?;
         store
             .replace_plan(&client.id, &demo_plan(&client, index)?)
