@@ -643,3 +643,183 @@ async fn browser_nurse_answers_a_day_alarm_from_the_queue() {
     );
     drop(edge);
 }
+
+/// Stops the world's hub (SIGTERM, as a service manager would).
+fn stop_hub(w: &mut World) {
+    let pid = w.hub.child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = w.hub.child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = w.hub.child.kill();
+    let _ = w.hub.child.wait();
+}
+
+/// Starts the hub again with the same data on the addresses it had, so that
+/// open pages and terminals find it where they left it.
+fn restart_hub(w: &mut World, env: &[(&str, &str)]) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let listen = w.hub.base.trim_start_matches("https://").to_string();
+    let device = w.hub.link_addr();
+    let data = w.hub.data_dir.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut command = Command::new(common::HUB_BIN);
+        command
+            .args([
+                "hub",
+                "--listen",
+                &listen,
+                "--device-listen",
+                &device,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .env("ETAHOIVA_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("hub starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            let up = line.starts_with("Etahoiva hub listening on ");
+            lines.push(line);
+            if up {
+                while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                    lines.push(line);
+                }
+                let fresh = HubProcess {
+                    child,
+                    base: w.hub.base.clone(),
+                    data_dir: data,
+                    stdout: lines,
+                };
+                drop(std::mem::replace(&mut w.hub, fresh));
+                return;
+            }
+        }
+        // The old listener's address was not free yet: try again.
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub did not start again on {listen}: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[tokio::test]
+async fn browser_patrol_app_survives_a_lost_hub_and_misses_nothing() {
+    if !common::browser::available("browser_patrol_app_survives_a_lost_hub_and_misses_nothing") {
+        return;
+    }
+    let mut w = world(false).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let bundle = provision(&w.hub, root.path(), "Aino", &["--client", &w.client]);
+    let edge = spawn_edge(&bundle);
+    let browser = common::browser::Browser::start().await;
+    sign_in(&browser, &w, "pekka", "/console/patrol").await;
+    let online = "return document.getElementById('conn').getAttribute('data-state') === 'online' && document.getElementById('stale').hidden";
+    assert!(
+        browser.wait_until(online, Duration::from_secs(20)).await,
+        "connected"
+    );
+    // The service worker keeps the app shell, and nothing of the API.
+    assert!(
+        browser
+            .wait_until(
+                "return !!navigator.serviceWorker.controller",
+                Duration::from_secs(15)
+            )
+            .await,
+        "the service worker controls the page"
+    );
+    let shell_kept = "return caches.keys().then(names => Promise.all(names.map(n => caches.open(n).then(c => c.keys())))).then(all => all.flat().map(r => new URL(r.url).pathname)).then(paths => paths.includes('/console/patrol') && paths.includes('/static/patrol.js'))";
+    assert!(
+        browser
+            .wait_until(shell_kept, Duration::from_secs(15))
+            .await,
+        "the app shell is kept"
+    );
+
+    // The hub goes away: the page says so at once, never a silently stale list.
+    stop_hub(&mut w);
+    assert!(
+        browser
+            .wait_until(
+                "return ['reconnecting', 'offline', 'connecting'].includes(document.getElementById('conn').getAttribute('data-state')) && !document.getElementById('stale').hidden",
+                Duration::from_secs(45)
+            )
+            .await,
+        "the lost connection is shown: {}",
+        browser
+            .script("return document.getElementById('conn').innerText")
+            .await
+    );
+    // Opened again without the hub: the kept app, saying there is no connection.
+    browser.goto(&w.hub.url("/console/patrol")).await;
+    assert!(
+        browser
+            .wait_until(
+                "return !!document.getElementById('conn') && document.getElementById('conn').getAttribute('data-state') !== 'online' && !document.getElementById('stale').hidden",
+                Duration::from_secs(20)
+            )
+            .await,
+        "the app opens from the kept shell: {}",
+        browser
+            .script("return location.href + ' | ' + document.body.innerText.slice(0, 300)")
+            .await
+    );
+
+    // Meanwhile the client presses the help button; the terminal keeps it.
+    edge.press_help(&reqwest::Client::new()).await;
+    restart_hub(
+        &mut w,
+        &[
+            ("ETAHOIVA_ALARM_DAY_START", "00:00"),
+            ("ETAHOIVA_ALARM_DAY_END", "00:00"),
+        ],
+    );
+    // The app reconnects by itself and the new list has the alarm.
+    assert!(
+        browser
+            .wait_until(
+                "return !!document.querySelector('#alerts li[data-alert]')",
+                Duration::from_secs(90)
+            )
+            .await,
+        "the alert raised while the page was away arrives: {}",
+        browser
+            .script("return document.getElementById('conn').innerText")
+            .await
+    );
+    assert!(
+        browser.wait_until(online, Duration::from_secs(10)).await,
+        "online again"
+    );
+    let api_kept = browser
+        .script("return caches.keys().then(names => Promise.all(names.map(n => caches.open(n).then(c => c.keys())))).then(all => all.flat().filter(r => new URL(r.url).pathname.startsWith('/api/')).length)")
+        .await;
+    assert_eq!(api_kept, 0, "no API answer is ever kept");
+    drop(edge);
+}
