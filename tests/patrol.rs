@@ -641,6 +641,89 @@ async fn browser_nurse_answers_a_day_alarm_from_the_queue() {
             .script("return document.getElementById('report').innerText")
             .await
     );
+
+    // Another press: dispatched to the area's patrol on duty, then cancelled with a reason.
+    edge.press_help(&reqwest::Client::new()).await;
+    assert!(
+        browser
+            .wait_until(
+                "return !!document.querySelector('#alerts li[data-alert]')",
+                Duration::from_secs(30)
+            )
+            .await,
+        "the second alarm appears"
+    );
+    let id = browser
+        .script(
+            "return document.querySelector('#alerts li[data-alert]').getAttribute('data-alert')",
+        )
+        .await
+        .as_str()
+        .expect("alert id")
+        .to_string();
+    let card = format!("#alerts li[data-alert=\"{id}\"]");
+    let dispatch = browser
+        .find(&format!("{card} button[data-action=dispatch]"))
+        .await
+        .expect("dispatch");
+    browser.click(&dispatch).await;
+    let note = browser.find("#dispatch-note").await.expect("note");
+    browser.type_text(&note, "Ei vastaa videoon").await;
+    let submit = browser
+        .find("#dispatch button[type=submit]")
+        .await
+        .expect("submit");
+    browser.click(&submit).await;
+    let dispatched = eventually(Duration::from_secs(15), || async {
+        let (_, d) = get(&w, &anna, &format!("/api/v1/alerts/{id}")).await;
+        d["alert"]["dispatched_at"].is_number()
+    })
+    .await;
+    assert!(dispatched, "dispatched to the patrol");
+    let (_, d) = get(&w, &anna, &format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(d["alert"]["team_name"], "Yöpartio Lestijoki", "{d}");
+    assert!(
+        browser
+            .wait_until(
+                "return !document.getElementById('dispatch').open",
+                Duration::from_secs(10)
+            )
+            .await,
+        "the dialog closes"
+    );
+    // The nurse still sees it on its way, and may call it off.
+    assert!(
+        browser
+            .wait_until(
+                &format!("return !!document.querySelector('{card}')"),
+                Duration::from_secs(5),
+            )
+            .await,
+        "the dispatched alarm stays in the queue"
+    );
+    let cancel = browser
+        .find(&format!("{card} button[data-action=cancel]"))
+        .await
+        .expect("cancel");
+    browser.click(&cancel).await;
+    let reason = browser.find("#cancel-reason").await.expect("reason");
+    browser.type_text(&reason, "Omainen paikalla").await;
+    let submit = browser
+        .find("#cancel button[type=submit]")
+        .await
+        .expect("submit");
+    browser.click(&submit).await;
+    assert!(
+        browser
+            .wait_until(
+                &format!("return !document.querySelector('{card}')"),
+                Duration::from_secs(15)
+            )
+            .await,
+        "the cancelled alarm leaves the queue"
+    );
+    let (_, d) = get(&w, &anna, &format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(d["alert"]["status"], "cancelled", "{d}");
     drop(edge);
 }
 
