@@ -315,8 +315,29 @@ async fn a_help_press_at_night_reaches_the_area_patrol_and_is_followed_to_the_en
         "{v}"
     );
 
+    // The client sees that somebody has it, in Finnish.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            edge.kiosk_state(&kiosk).await["alarm"]["progress"] == "acknowledged"
+        })
+        .await,
+        "the kiosk hears of the acknowledgement: {}",
+        edge.kiosk_state(&kiosk).await
+    );
     let (s, _) = act(&w, &w.pekka, &id, json!({"action": "en_route"})).await;
     assert_eq!(s, 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let state = edge.kiosk_state(&kiosk).await;
+            state["alarm"]["progress"] == "en_route"
+                && state["alarm"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Apu on tulossa"))
+        })
+        .await,
+        "help is on the way, on the kiosk: {}",
+        edge.kiosk_state(&kiosk).await
+    );
     let (s, v) = act(&w, &w.pekka, &id, json!({"action": "on_site"})).await;
     assert_eq!(s, 200);
     assert!(v["on_site_at"].as_i64().unwrap() >= v["raised_at"].as_i64().unwrap());

@@ -214,6 +214,19 @@ async fn demo_seeds_an_organisation_once_and_reuses_it() {
     let patrols = teams.iter().filter(|t| t["kind"] == "patrol").count();
     let central: Vec<_> = teams.iter().filter(|t| t["kind"] == "central").collect();
     assert_eq!(patrols, 2, "a night patrol per area");
+    assert!(
+        teams
+            .iter()
+            .filter(|t| t["kind"] == "patrol")
+            .all(|t| t["escalates_to"].is_string()),
+        "each patrol has a next team"
+    );
+    assert!(
+        clients.iter().all(|c| c["door_instructions"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())),
+        "the patrol knows how to get in"
+    );
     assert_eq!(central.len(), 1);
     assert_eq!(
         central[0]["members"].as_array().expect("members").len(),

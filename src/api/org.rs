@@ -78,12 +78,12 @@ pub async fn create_area(
     responses(
         (status = 200, description = "All teams", body = Vec<Team>),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 403, description = "Not an administrator, nurse or supervisor", body = ErrorBody),
     )
 )]
 pub async fn list_teams(
     State(state): State<AppState>,
-    _: RequireRole<Admin>,
+    _: RequireRole<(Admin, Nurse, crate::auth::Supervisor)>,
 ) -> Result<ApiJson<Vec<Team>>, ApiError> {
     Ok(ApiJson(state.store.list_teams().await?))
 }
