@@ -357,7 +357,13 @@ impl Engine {
     pub async fn supervise(&self, now: i64) -> Result<usize, AlertsError> {
         let night = !self.is_day(now);
         let mut raised = 0;
+        // Terminals already known to be silent are not looked at again.
+        let known = self.store.devices_with_open_silence().await?;
+        let mut technicians = None;
         for s in self.store.supervised_devices().await? {
+            if known.contains(&s.device_id) {
+                continue;
+            }
             let last = match self.devices.presence(&s.device_id) {
                 Some(p) => Some(p.last_seen),
                 None => s.last_seen,
@@ -398,14 +404,17 @@ impl Engine {
                     fill(client_lang, "notice.outage.relative"),
                 ));
             }
-            for (username, language) in self.store.technicians().await? {
+            if technicians.is_none() {
+                technicians = Some(self.store.technicians().await?);
+            }
+            for (username, language) in technicians.iter().flatten() {
                 let lang = language
                     .as_deref()
                     .and_then(Lang::parse)
                     .unwrap_or(Lang::Fi);
                 notices.push((
                     "technician",
-                    Some(username),
+                    Some(username.clone()),
                     lang.code().to_string(),
                     fill(lang, "notice.outage.technician"),
                 ));

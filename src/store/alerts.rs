@@ -706,6 +706,19 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "device"))
     }
 
+    /// Terminals with an open silence alert.
+    pub async fn devices_with_open_silence(
+        &self,
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let rows = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT device_id FROM alerts WHERE kind = 'terminal_silent' AND closed_at IS NULL AND device_id IS NOT NULL",
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "alert"))?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// User names of the technicians (administrators) who are told of outages.
     pub async fn technicians(&self) -> StoreResult<Vec<(String, Option<String>)>> {
         with_pool!(self, pool => sqlx::query_as::<_, (String, Option<String>)>(
