@@ -533,6 +533,32 @@ async fn alarms(store: &Store) {
         30
     );
 
+    // A terminal the store does not know (its events break a constraint)
+    // arriving in the same batch as others: only its own alarm fails.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let engine = engine.clone();
+        let mut input = input(&format!("mixed-{i}"));
+        if i == 2 {
+            input.device_id = "no-such-terminal".into();
+            input.client_id = None;
+        }
+        tasks.push(tokio::spawn(async move { engine.intake(input).await }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    assert!(results[2].is_err(), "{:?}", results[2]);
+    for (i, r) in results.iter().enumerate() {
+        if i != 2 {
+            assert!(
+                matches!(r, Ok(Intake::Merged(id)) if *id == alert_id),
+                "{i}: {r:?}"
+            );
+        }
+    }
+
     // Timers: nobody acknowledges; next team (the central unit), then the supervisors.
     // The missed visit of the schedule section waits to be routed; the timer does it.
     engine.run_timers(now).await.expect("timers");
@@ -545,7 +571,9 @@ async fn alarms(store: &Store) {
         .collect();
     assert!(!missed.is_empty());
     assert!(
-        missed.iter().all(|a| a.status == "routed" && a.team_id.is_some()),
+        missed
+            .iter()
+            .all(|a| a.status == "routed" && a.team_id.is_some()),
         "{missed:?}"
     );
     assert_eq!(

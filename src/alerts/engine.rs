@@ -580,33 +580,59 @@ async fn store_batch(engine: &Engine, batch: Vec<IntakeRequest>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
         result = engine.store.store_alarms(&inputs, rules, &route).await;
     }
-    let outcomes = match result {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            tracing::error!(error = %e, alarms = batch.len(), "cannot store alarms; the terminals keep them and send again");
-            metrics::counter!("etahoiva_alarm_store_failures_total").increment(1);
-            let message = e.to_string();
-            for request in batch {
+    let results: Vec<Result<Intake, String>> = match result {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if inputs.len() > 1 && !e.is_transient() => {
+            // One alarm the store refuses must not hold back the others:
+            // each is stored on its own, and only the refused one fails.
+            tracing::warn!(error = %e, alarms = inputs.len(), "a batch of alarms failed; storing them one by one");
+            let mut each = Vec::with_capacity(inputs.len());
+            for input in &inputs {
+                each.push(
+                    match engine
+                        .store
+                        .store_alarms(std::slice::from_ref(input), rules, &route)
+                        .await
+                    {
+                        Ok(mut one) => one.pop().ok_or_else(|| "nothing stored".to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                );
+            }
+            each
+        }
+        Err(e) => inputs.iter().map(|_| Err(e.to_string())).collect(),
+    };
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut stored = Vec::with_capacity(results.len());
+    for (request, result) in batch.into_iter().zip(results) {
+        match result {
+            Ok(outcome) => {
+                outcomes.push(outcome.clone());
+                stored.push(request.input.clone());
+                let _ = request.reply.send(Ok(outcome));
+            }
+            Err(message) => {
+                tracing::error!(device_id = %request.input.device_id, event_key = %request.input.event.key, error = %message,
+                    "cannot store an alarm; the terminal keeps it and sends again");
+                metrics::counter!("etahoiva_alarm_store_failures_total").increment(1);
                 let _ = request
                     .reply
-                    .send(Err(AlertsError::Store(StoreError::Unavailable(
-                        message.clone(),
-                    ))));
+                    .send(Err(AlertsError::Store(StoreError::Unavailable(message))));
             }
-            return;
         }
-    };
-    metrics::histogram!("etahoiva_alarm_batch_size").record(batch.len() as f64);
+    }
+    metrics::histogram!("etahoiva_alarm_batch_size").record(stored.len() as f64);
     // Keys per alert, so the terminal can match its presses.
     let mut keys: std::collections::HashMap<String, Vec<String>> = Default::default();
     let mut ids: Vec<String> = Vec::new();
-    for (request, outcome) in batch.iter().zip(&outcomes) {
+    for (input, outcome) in stored.iter().zip(&outcomes) {
         if let Some(id) = outcome.alert_id() {
             let entry = keys.entry(id.to_string()).or_default();
             if entry.is_empty() {
                 ids.push(id.to_string());
             }
-            entry.push(request.input.event.key.clone());
+            entry.push(input.event.key.clone());
         }
         let outcome_name = match outcome {
             Intake::New(_) => "new",
@@ -616,18 +642,15 @@ async fn store_batch(engine: &Engine, batch: Vec<IntakeRequest>) {
         metrics::counter!("etahoiva_alarms_total", "outcome" => outcome_name).increment(1);
         match outcome {
             Intake::New(id) => {
-                tracing::warn!(alert_id = %id, device_id = %request.input.device_id, kind = request.input.kind.as_str(), "alarm raised")
+                tracing::warn!(alert_id = %id, device_id = %input.device_id, kind = input.kind.as_str(), "alarm raised")
             }
             Intake::Merged(id) => {
-                tracing::info!(alert_id = %id, device_id = %request.input.device_id, "alarm pressed again; merged")
+                tracing::info!(alert_id = %id, device_id = %input.device_id, "alarm pressed again; merged")
             }
             Intake::Duplicate(_) => {
-                tracing::debug!(device_id = %request.input.device_id, "alarm sent again; stored before")
+                tracing::debug!(device_id = %input.device_id, "alarm sent again; stored before")
             }
         }
-    }
-    for (request, outcome) in batch.into_iter().zip(outcomes) {
-        let _ = request.reply.send(Ok(outcome));
     }
     match engine.store.alert_views(&ids).await {
         Ok(views) => {
