@@ -11,14 +11,8 @@
   var list = document.getElementById("alerts");
   var none = document.getElementById("no-alerts");
   var summary = document.getElementById("summary");
-  var stale = document.getElementById("stale");
-  var conn = document.getElementById("conn");
-  var connText = document.getElementById("conn-text");
   var announcer = document.getElementById("announce");
   var actionStatus = document.getElementById("action-status");
-
-  var errors = new Map();
-  var busy = new Set();
 
   function unanswered(alert) {
     return A.isUnacknowledged(alert) && !alert.answered_at;
@@ -29,17 +23,7 @@
     return ua !== ub ? ua - ub : A.byUrgency(a, b);
   }
 
-  function announce(text) {
-    announcer.textContent = "";
-    setTimeout(function () { announcer.textContent = text; }, 50);
-  }
-
   // ---- The list ----------------------------------------------------------
-
-  function fact(term, value) {
-    if (value === null || value === undefined || value === "") { return []; }
-    return [el("dt", { text: term }), el("dd", {}, [value])];
-  }
 
   function button(action, text, client, extra) {
     var attrs = { type: "button", "class": "act secondary", "data-action": action };
@@ -55,7 +39,6 @@
 
   function card(alert) {
     var id = alert.id;
-    var titleId = "alert-" + id + "-title";
     var open = alert.status === "raised" || alert.status === "routed" || alert.status === "acknowledged";
     var waiting = unanswered(alert);
     var now = live.now();
@@ -77,137 +60,48 @@
     if (alert.escalated_team_name) { team += " · " + t("escalated", { team: alert.escalated_team_name }); }
     var who = alert.claimed_by ? t("claimed_by", { name: alert.claimed_by_name || alert.claimed_by }) : t("not_claimed");
     var contact = alert.contact ? t("alarms.answered", { contact: A.label("contacts", alert.contact) }) : "";
-    var address = alert.client_address
-      ? el("a", { href: A.mapLink(alert.client_address), rel: "noopener", target: "_blank" }, [
-          alert.client_address,
-          el("span", { "class": "visually-hidden", text: " (" + t("map") + ")" })
-        ])
-      : null;
-    var actions = [];
+    var buttons = [];
     if (open && !alert.answered_at) {
-      actions.push(el("div", { "class": "answer-group", role: "group", "aria-label": t("alarms.answer") + ": " + alert.client_name }, [
+      buttons.push(el("div", { "class": "answer-group", role: "group", "aria-label": t("alarms.answer") + ": " + alert.client_name }, [
         el("span", { "class": "group-label", "aria-hidden": "true", text: t("alarms.answer") + ":" })
       ].concat(["reached", "not_reached", "unclear"].map(function (c) {
         return button("answer", A.label("contacts", c), alert.client_name, { "data-contact": c, "class": "act" + (c === "reached" ? "" : " secondary") });
       }))));
     }
-    if (open) { actions.push(button("dispatch", t("alarms.dispatch"), alert.client_name)); }
-    actions.push(button("resolve", t("action.resolve"), alert.client_name));
-    actions.push(button("cancel", t("alarms.cancel"), alert.client_name));
-    if (busy.has(id)) {
-      actions.forEach(function (a) {
+    if (open) { buttons.push(button("dispatch", t("alarms.dispatch"), alert.client_name)); }
+    buttons.push(button("resolve", t("action.resolve"), alert.client_name));
+    buttons.push(button("cancel", t("alarms.cancel"), alert.client_name));
+    if (actions.busy.has(id)) {
+      buttons.forEach(function (a) {
         Array.prototype.forEach.call(a.tagName === "BUTTON" ? [a] : a.querySelectorAll("button"), function (b) {
           b.setAttribute("aria-disabled", "true");
         });
       });
     }
-    var error = errors.get(id);
-    return el("li", {
-      "class": "alert-card prio-" + alert.priority + (waiting ? " unanswered" : ""),
-      "data-alert": id,
-      "data-status": alert.status
-    }, [
-      el("article", { "aria-labelledby": titleId }, [
-        el("h3", { id: titleId }, [
-          el("span", { "class": "prio prio-" + alert.priority, text: A.label("priorities", alert.priority) }),
-          " " + A.label("kinds", alert.kind) + ": ",
-          el("span", { lang: alert.client_language || null, text: alert.client_name })
-        ]),
-        el("p", { "class": "alert-meta" }, meta),
-        el("dl", { "class": "alert-facts" }, []
-          .concat(fact(t("address"), address))
-          .concat(fact(t("door"), alert.door_instructions))
-          .concat(fact(t("notes"), alert.care_notes))
-          .concat(fact(t("team"), team))),
-        el("p", { "class": "claimed" }, [who, contact ? " · " + contact : ""]),
-        error ? el("p", { "class": "error", role: "alert", text: error }) : null,
-        el("div", { "class": "alert-actions" }, actions)
-      ])
-    ]);
+    return A.card(alert, {
+      mark: waiting ? "unanswered" : "",
+      meta: meta,
+      team: team,
+      claimed: el("p", { "class": "claimed" }, [who, contact ? " · " + contact : ""]),
+      error: actions.errors.get(id),
+      actions: buttons
+    });
   }
 
   function draw() {
     var alerts = Array.from(live.alerts.values()).sort(queueOrder);
-    var focused = document.activeElement;
-    var focusCard = focused && list.contains(focused) ? focused.closest("[data-alert]") : null;
-    var focusId = focusCard ? focusCard.getAttribute("data-alert") : null;
-    var focusKey = focused && focused.getAttribute ? (focused.getAttribute("data-action") || "") + (focused.getAttribute("data-contact") || "") : "";
-    var existing = new Map();
-    Array.prototype.forEach.call(list.children, function (li) { existing.set(li.getAttribute("data-alert"), li); });
-    var refocus = false;
-    alerts.forEach(function (alert, index) {
-      var sig = alert.updated_at + "|" + (errors.get(alert.id) || "") + "|" + busy.has(alert.id);
-      var li = existing.get(alert.id);
-      if (!li || li.getAttribute("data-sig") !== sig) {
-        var fresh = card(alert);
-        fresh.setAttribute("data-sig", sig);
-        if (li) {
-          if (alert.id === focusId) { refocus = true; }
-          list.replaceChild(fresh, li);
-        }
-        li = fresh;
-      }
-      existing.delete(alert.id);
-      if (list.children[index] !== li) {
-        if (li.contains(document.activeElement)) { refocus = true; }
-        list.insertBefore(li, list.children[index] || null);
-      }
-    });
-    existing.forEach(function (li, id) {
-      if (id === focusId) { refocus = true; focusId = null; }
-      li.remove();
-    });
-    if (refocus) {
-      var target = focusId ? list.querySelector('[data-alert="' + focusId + '"]') : null;
-      var again = target && Array.prototype.find.call(target.querySelectorAll("button"), function (b) {
-        return (b.getAttribute("data-action") || "") + (b.getAttribute("data-contact") || "") === focusKey;
-      });
-      var fallback = again || (target && target.querySelector("button"));
-      if (fallback) { fallback.focus(); }
-      else {
-        var heading = document.getElementById("queue-heading");
-        heading.setAttribute("tabindex", "-1");
-        heading.focus();
-      }
-    }
+    A.drawList(list, alerts, card, function (a) { return actions.signature(a); }, "queue-heading");
     none.hidden = alerts.length > 0;
     var waiting = alerts.filter(unanswered).length;
     summary.textContent = alerts.length ? t("summary", { open: alerts.length, unack: waiting }) : "";
   }
 
   function onChange(alerts, info) {
+    actions.forgetClosed(info);
     draw();
-    var words = (info.added || []).slice(0, 3).map(function (a) {
-      return t("new_alert", { kind: A.label("kinds", a.kind), client: a.client_name, address: a.client_address || "" });
-    }).concat((info.closed || []).slice(0, 2).map(function (a) {
-      errors.delete(a.id);
-      return t("closed_alert", { client: a.client_name });
-    }));
-    if (words.length) { announce(words.join(". ")); }
+    var words = A.changeWords(info);
+    if (words) { A.announce(announcer, words); }
     if ((info.closed || []).length) { loadReport(); }
-  }
-
-  var lastState = null;
-  function onState(state, detail) {
-    conn.setAttribute("data-state", state);
-    var text;
-    switch (state) {
-      case "online": text = t("conn.online"); break;
-      case "reconnecting": text = t("conn.reconnecting", { n: detail.seconds || 0 }); break;
-      case "offline": text = t("conn.offline"); break;
-      case "signed_out": text = t("conn.signed_out"); break;
-      default: text = t("conn.connecting");
-    }
-    if (state === "signed_out") {
-      connText.textContent = "";
-      connText.appendChild(el("a", { href: A.config.login + "?next=" + encodeURIComponent(location.pathname), text: text }));
-    } else {
-      connText.textContent = text;
-    }
-    stale.hidden = state === "online";
-    list.classList.toggle("stale", state !== "online");
-    if (state !== lastState && lastState !== null) { actionStatus.textContent = text; }
-    lastState = state;
   }
 
   function onTick() {
@@ -223,27 +117,19 @@
     });
   }
 
-  var live = new A.Live({ onChange: onChange, onState: onState, onTick: onTick });
+  var live = new A.Live({ onChange: onChange, onState: A.connectionView(list, actionStatus), onTick: onTick });
 
   // ---- Actions -----------------------------------------------------------
 
-  function run(id, body) {
-    if (busy.has(id)) { return Promise.resolve(null); }
-    busy.add(id);
-    errors.delete(id);
-    draw();
-    return A.act(id, body).then(function (result) {
-      busy.delete(id);
-      if (result.ok && result.alert) {
-        live.apply(result.alert);
-        actionStatus.textContent = t("done", { status: A.label("statuses", result.alert.status) });
-      } else {
-        actionStatus.textContent = t("failed") + ": " + result.message;
-      }
-      draw();
-      return result;
-    });
-  }
+  // A refused answer is shown on its card; the dialogs show their own.
+  var actions = new A.Actions({
+    live: live,
+    status: actionStatus,
+    redraw: draw,
+    refusal: function (result, body) { return body.action === "answer" ? "card" : "status"; }
+  });
+
+  function run(id, body) { return actions.run(id, body); }
 
   var dialogFor = null;   // {id, opener}
 
@@ -301,12 +187,7 @@
     var id = btn.closest("[data-alert]").getAttribute("data-alert");
     var action = btn.getAttribute("data-action");
     if (action === "answer") {
-      run(id, { action: "answer", contact: btn.getAttribute("data-contact") }).then(function (result) {
-        if (result && !result.ok) {
-          errors.set(id, t("failed") + ": " + result.message);
-          draw();
-        }
-      });
+      run(id, { action: "answer", contact: btn.getAttribute("data-contact") });
     } else {
       openDialog(action, id, btn);
     }

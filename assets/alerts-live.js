@@ -321,6 +321,201 @@
       }, function () { /* the network: keep retrying */ });
   };
 
+  // ---- What both pages draw ------------------------------------------------
+
+  // Says `text` through the live region `node`, cleared first so that the
+  // same words are read again.
+  function announce(node, text) {
+    node.textContent = "";
+    setTimeout(function () { node.textContent = text; }, 50);
+  }
+
+  // What a change of the list says aloud: a few new alerts, a few closed ones.
+  function changeWords(info) {
+    var news = (info.added || []).map(function (a) {
+      return t("new_alert", { kind: label("kinds", a.kind), client: a.client_name, address: a.client_address || "" });
+    });
+    var gone = (info.closed || []).map(function (a) {
+      return t("closed_alert", { client: a.client_name });
+    });
+    return news.slice(0, 3).concat(gone.slice(0, 2)).join(". ");
+  }
+
+  function fact(term, value) {
+    if (value === null || value === undefined || value === "") { return []; }
+    return [el("dt", { text: term }), el("dd", {}, [value])];
+  }
+
+  // The client's address, team and notes, the address linked to the map.
+  function facts(alert, team) {
+    var address = alert.client_address
+      ? el("a", { href: mapLink(alert.client_address), rel: "noopener", target: "_blank" }, [
+          alert.client_address,
+          el("span", { "class": "visually-hidden", text: " (" + t("map") + ")" })
+        ])
+      : null;
+    return el("dl", { "class": "alert-facts" }, []
+      .concat(fact(t("address"), address))
+      .concat(fact(t("door"), alert.door_instructions))
+      .concat(fact(t("notes"), alert.care_notes))
+      .concat(fact(t("team"), team)));
+  }
+
+  // An alert's card in the list: its heading, then `parts`: meta (the line
+  // under the heading), team, claimed (who has it), error (the last refusal)
+  // and actions; `mark` is a further class of the card.
+  function card(alert, parts) {
+    var titleId = "alert-" + alert.id + "-title";
+    return el("li", {
+      "class": "alert-card prio-" + alert.priority + (parts.mark ? " " + parts.mark : ""),
+      "data-alert": alert.id,
+      "data-status": alert.status,
+      "data-updated": alert.updated_at
+    }, [
+      el("article", { "aria-labelledby": titleId }, [
+        el("h3", { id: titleId }, [
+          el("span", { "class": "prio prio-" + alert.priority, text: label("priorities", alert.priority) }),
+          " " + label("kinds", alert.kind) + ": ",
+          el("span", { lang: alert.client_language || null, text: alert.client_name })
+        ]),
+        el("p", { "class": "alert-meta" }, parts.meta),
+        facts(alert, parts.team),
+        parts.claimed,
+        parts.error ? el("p", { "class": "error", role: "alert", text: parts.error }) : null,
+        el("div", { "class": "alert-actions" }, parts.actions)
+      ])
+    ]);
+  }
+
+  // The key of an action button: its action and, for answers, the contact.
+  function buttonKey(node) {
+    if (!node || !node.getAttribute) { return ""; }
+    return (node.getAttribute("data-action") || "") + (node.getAttribute("data-contact") || "");
+  }
+
+  // Draws `alerts` into `list` in their order, replacing only the cards whose
+  // `signature(alert)` changed (new ones from `makeCard(alert)`). A focus lost
+  // with a replaced or moved card goes to the same button on the new card,
+  // else its first button or heading, else (the alert left) to the heading
+  // with the id `headingId`.
+  function drawList(list, alerts, makeCard, signature, headingId) {
+    var focused = document.activeElement;
+    var focusCard = focused && list.contains(focused) ? focused.closest("[data-alert]") : null;
+    var focusId = focusCard ? focusCard.getAttribute("data-alert") : null;
+    var focusKey = buttonKey(focused);
+    var existing = new Map();
+    Array.prototype.forEach.call(list.children, function (li) {
+      existing.set(li.getAttribute("data-alert"), li);
+    });
+    var focusLost = false;
+    alerts.forEach(function (alert, index) {
+      var li = existing.get(alert.id);
+      var sig = signature(alert);
+      if (!li || li.getAttribute("data-sig") !== sig) {
+        var fresh = makeCard(alert);
+        fresh.setAttribute("data-sig", sig);
+        if (li) {
+          if (alert.id === focusId) { focusLost = true; }
+          list.replaceChild(fresh, li);
+        }
+        li = fresh;
+      }
+      existing.delete(alert.id);
+      if (list.children[index] !== li) {
+        if (li.contains(document.activeElement)) { focusLost = true; }
+        list.insertBefore(li, list.children[index] || null);
+      }
+    });
+    existing.forEach(function (li, id) {
+      if (id === focusId) { focusLost = true; focusId = null; }
+      li.remove();
+    });
+    if (!focusLost) { return; }
+    var target = focusId ? list.querySelector('[data-alert="' + focusId + '"]') : null;
+    var buttons = target ? target.querySelectorAll("button[data-action]") : [];
+    var again = Array.prototype.find.call(buttons, function (b) { return focusKey && buttonKey(b) === focusKey; });
+    var next = again || buttons[0] || (target && target.querySelector("h3")) || document.getElementById(headingId);
+    if (next.tagName !== "BUTTON") { next.setAttribute("tabindex", "-1"); }
+    next.focus();
+  }
+
+  // The connection indicator, the stale-list warning over `list`, and the
+  // status region `status` that hears of each change once (the countdown is
+  // not announced); returns the `onState` handler of `Live`.
+  function connectionView(list, status) {
+    var conn = document.getElementById("conn");
+    var connText = document.getElementById("conn-text");
+    var stale = document.getElementById("stale");
+    var lastState = null;
+    return function (state, detail) {
+      conn.setAttribute("data-state", state);
+      var text;
+      switch (state) {
+        case "online": text = t("conn.online"); break;
+        case "reconnecting": text = t("conn.reconnecting", { n: detail.seconds || 0 }); break;
+        case "offline": text = t("conn.offline"); break;
+        case "signed_out": text = t("conn.signed_out"); break;
+        default: text = t("conn.connecting");
+      }
+      if (state === "signed_out") {
+        connText.textContent = "";
+        connText.appendChild(el("a", { href: config.login + "?next=" + encodeURIComponent(location.pathname), text: text }));
+      } else {
+        connText.textContent = text;
+      }
+      stale.hidden = state === "online";
+      list.classList.toggle("stale", state !== "online");
+      if (state !== lastState && lastState !== null) { status.textContent = text; }
+      lastState = state;
+    };
+  }
+
+  // ---- Actions from the page -----------------------------------------------
+
+  // The actions under way (`busy`, alert ids) and the last refusal of each
+  // alert (`errors`). `options`: live (the `Live` list), status (the status
+  // region), redraw(), and refusal(result, body): where a refusal is shown,
+  // "card" (and the status region), "status", or nothing.
+  function Actions(options) {
+    this.options = options;
+    this.busy = new Set();
+    this.errors = new Map();
+  }
+
+  // The state of `alert`'s card: a card is drawn again when it changes.
+  Actions.prototype.signature = function (alert) {
+    return alert.updated_at + "|" + alert.status + "|" + (this.errors.get(alert.id) || "") + "|" + this.busy.has(alert.id);
+  };
+
+  // Forgets the refusals of the alerts `info` says were closed.
+  Actions.prototype.forgetClosed = function (info) {
+    (info.closed || []).forEach(function (a) { this.errors.delete(a.id); }, this);
+  };
+
+  // Runs one action on alert `id` (none while another is under way); resolves
+  // to the result of `act`, or null when nothing was sent.
+  Actions.prototype.run = function (id, body) {
+    var self = this, o = this.options;
+    if (this.busy.has(id)) { return Promise.resolve(null); }
+    this.busy.add(id);
+    this.errors.delete(id);
+    o.redraw();
+    return act(id, body).then(function (result) {
+      self.busy.delete(id);
+      if (result.ok && result.alert) {
+        o.live.apply(result.alert);
+        o.status.textContent = t("done", { status: label("statuses", result.alert.status) });
+      } else {
+        var where = o.refusal(result, body);
+        var text = t("failed") + ": " + result.message;
+        if (where === "card") { self.errors.set(id, text); }
+        if (where) { o.status.textContent = text; }
+      }
+      o.redraw();
+      return result;
+    });
+  };
+
   window.EtahoivaAlerts = {
     config: config,
     t: t,
@@ -334,6 +529,12 @@
     mapLink: mapLink,
     el: el,
     act: act,
-    Live: Live
+    Live: Live,
+    announce: announce,
+    changeWords: changeWords,
+    card: card,
+    drawList: drawList,
+    connectionView: connectionView,
+    Actions: Actions
   };
 }());

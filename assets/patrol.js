@@ -10,17 +10,12 @@
   var list = document.getElementById("alerts");
   var none = document.getElementById("no-alerts");
   var summary = document.getElementById("summary");
-  var stale = document.getElementById("stale");
-  var conn = document.getElementById("conn");
-  var connText = document.getElementById("conn-text");
   var announcer = document.getElementById("announce");
   var actionStatus = document.getElementById("action-status");
   var dutyButton = document.getElementById("duty");
   var dutyHint = document.getElementById("duty-hint");
   var baseTitle = document.title;
 
-  var errors = new Map();     // alert id -> the last refusal, shown on its card
-  var busy = new Set();       // alert ids with an action under way
   var current = [];           // the alerts as last drawn
 
   // ---- Sound and vibration ----------------------------------------------
@@ -124,12 +119,6 @@
 
   // ---- The list ----------------------------------------------------------
 
-  function announce(text) {
-    // Cleared first so that the same words are read again.
-    announcer.textContent = "";
-    setTimeout(function () { announcer.textContent = text; }, 50);
-  }
-
   function actionsOf(alert) {
     switch (alert.status) {
       case "raised":
@@ -146,16 +135,7 @@
     }
   }
 
-  function fact(term, value) {
-    if (value === null || value === undefined || value === "") { return []; }
-    return [el("dt", { text: term }), el("dd", {}, [value])];
-  }
-
   function card(alert) {
-    var id = alert.id;
-    var titleId = "alert-" + id + "-title";
-    var unack = A.isUnacknowledged(alert);
-    var kind = A.label("kinds", alert.kind);
     var claimed;
     if (alert.claimed_by && alert.claimed_by === me) {
       claimed = el("p", { "class": "claimed mine", text: t("claimed_by_me") });
@@ -164,12 +144,6 @@
     } else {
       claimed = el("p", { "class": "claimed nobody", text: t("not_claimed") });
     }
-    var address = alert.client_address
-      ? el("a", { href: A.mapLink(alert.client_address), rel: "noopener", target: "_blank" }, [
-          alert.client_address,
-          el("span", { "class": "visually-hidden", text: " (" + t("map") + ")" })
-        ])
-      : null;
     var team = alert.team_name || "";
     if (alert.escalated_team_name) {
       team = (team ? team + " · " : "") + t("escalated", { team: alert.escalated_team_name });
@@ -177,23 +151,17 @@
     if (alert.level > 0 && !alert.escalated_team_name) {
       team = (team ? team + " · " : "") + t("level", { n: alert.level });
     }
-    var facts = el("dl", { "class": "alert-facts" }, []
-      .concat(fact(t("address"), address))
-      .concat(fact(t("door"), alert.door_instructions))
-      .concat(fact(t("notes"), alert.care_notes))
-      .concat(fact(t("team"), team)));
     var buttons = actionsOf(alert).map(function (action) {
       return el("button", {
         type: "button",
         "class": "act act-" + action + (action === "acknowledge" ? "" : " secondary"),
         "data-action": action,
-        "aria-disabled": busy.has(id) ? "true" : null
+        "aria-disabled": actions.busy.has(alert.id) ? "true" : null
       }, [
         t("action." + action),
         el("span", { "class": "visually-hidden", text: ": " + alert.client_name })
       ]);
     });
-    var error = errors.get(id);
     var meta = [
       el("span", { "class": "status status-" + alert.status, text: A.label("statuses", alert.status) }),
       " · ",
@@ -203,75 +171,20 @@
       " (" + A.clock(alert.raised_at) + ")"
     ];
     if (alert.count > 1) { meta.push(" · ", el("strong", { text: t("presses", { n: alert.count }) })); }
-    var heading = el("h3", { id: titleId }, [
-      el("span", { "class": "prio prio-" + alert.priority, text: A.label("priorities", alert.priority) }),
-      " ",
-      kind,
-      ": ",
-      el("span", { lang: alert.client_language || null, text: alert.client_name })
-    ]);
-    return el("li", {
-      "class": "alert-card prio-" + alert.priority + (unack ? " unack" : ""),
-      "data-alert": id,
-      "data-status": alert.status,
-      "data-updated": alert.updated_at
-    }, [
-      el("article", { "aria-labelledby": titleId }, [
-        heading,
-        el("p", { "class": "alert-meta" }, meta),
-        facts,
-        claimed,
-        error ? el("p", { "class": "error", role: "alert", text: error }) : null,
-        el("div", { "class": "alert-actions" }, buttons)
-      ])
-    ]);
-  }
-
-  function signature(alert) {
-    return alert.updated_at + "|" + alert.status + "|" + (errors.get(alert.id) || "") + "|" + busy.has(alert.id);
+    return A.card(alert, {
+      mark: A.isUnacknowledged(alert) ? "unack" : "",
+      meta: meta,
+      team: team,
+      claimed: claimed,
+      error: actions.errors.get(alert.id),
+      actions: buttons
+    });
   }
 
   // Draws the list, replacing only cards that changed and keeping focus.
   function draw(alerts) {
     current = alerts;
-    var focused = document.activeElement;
-    var focusCard = focused && list.contains(focused) ? focused.closest("[data-alert]") : null;
-    var focusId = focusCard ? focusCard.getAttribute("data-alert") : null;
-    var focusAction = focused && focused.getAttribute ? focused.getAttribute("data-action") : null;
-    var existing = new Map();
-    Array.prototype.forEach.call(list.children, function (li) {
-      existing.set(li.getAttribute("data-alert"), li);
-    });
-    var focusLost = false;
-    alerts.forEach(function (alert, index) {
-      var li = existing.get(alert.id);
-      var sig = signature(alert);
-      if (!li || li.getAttribute("data-sig") !== sig) {
-        var fresh = card(alert);
-        fresh.setAttribute("data-sig", sig);
-        if (li) {
-          if (alert.id === focusId) { focusLost = true; }
-          list.replaceChild(fresh, li);
-        }
-        li = fresh;
-      }
-      existing.delete(alert.id);
-      if (list.children[index] !== li) {
-        if (li.contains(document.activeElement)) { focusLost = true; }
-        list.insertBefore(li, list.children[index] || null);
-      }
-    });
-    existing.forEach(function (li, id) {
-      if (id === focusId) { focusLost = true; focusId = null; }
-      li.remove();
-    });
-    if (focusLost) {
-      var target = focusId ? list.querySelector('[data-alert="' + focusId + '"]') : null;
-      var button = target && (target.querySelector('[data-action="' + focusAction + '"]') || target.querySelector("[data-action]"));
-      if (button) { button.focus(); }
-      else if (target) { target.querySelector("h3").setAttribute("tabindex", "-1"); target.querySelector("h3").focus(); }
-      else { document.getElementById("alerts-heading").setAttribute("tabindex", "-1"); document.getElementById("alerts-heading").focus(); }
-    }
+    A.drawList(list, alerts, card, function (a) { return actions.signature(a); }, "alerts-heading");
     none.hidden = alerts.length > 0;
     var waiting = alerts.filter(A.isUnacknowledged).length;
     summary.textContent = alerts.length ? t("summary", { open: alerts.length, unack: waiting }) : "";
@@ -281,42 +194,10 @@
   function redraw() { draw(live.list()); }
 
   function onChange(alerts, info) {
+    actions.forgetClosed(info);
     draw(alerts);
-    var news = (info.added || []).map(function (a) {
-      return t("new_alert", { kind: A.label("kinds", a.kind), client: a.client_name, address: a.client_address || "" });
-    });
-    var gone = (info.closed || []).map(function (a) {
-      errors.delete(a.id);
-      return t("closed_alert", { client: a.client_name });
-    });
-    var words = news.slice(0, 3).concat(gone.slice(0, 2));
-    if (words.length) { announce(words.join(". ")); }
-  }
-
-  var lastState = null;
-  function onState(state, detail) {
-    conn.setAttribute("data-state", state);
-    var text;
-    switch (state) {
-      case "online": text = t("conn.online"); break;
-      case "reconnecting": text = t("conn.reconnecting", { n: detail.seconds || 0 }); break;
-      case "offline": text = t("conn.offline"); break;
-      case "signed_out": text = t("conn.signed_out"); break;
-      default: text = t("conn.connecting");
-    }
-    if (state === "signed_out") {
-      connText.textContent = "";
-      connText.appendChild(el("a", { href: A.config.login + "?next=" + encodeURIComponent(location.pathname), text: text }));
-    } else {
-      connText.textContent = text;
-    }
-    stale.hidden = state === "online";
-    list.classList.toggle("stale", state !== "online");
-    if (state !== lastState && lastState !== null) {
-      // The status region is not live for the countdown; changes are announced once.
-      actionStatus.textContent = text;
-    }
-    lastState = state;
+    var words = A.changeWords(info);
+    if (words) { A.announce(announcer, words); }
   }
 
   function onTick() {
@@ -326,28 +207,22 @@
     });
   }
 
-  var live = new A.Live({ onChange: onChange, onState: onState, onTick: onTick });
+  var live = new A.Live({ onChange: onChange, onState: A.connectionView(list, actionStatus), onTick: onTick });
 
   // ---- Actions -----------------------------------------------------------
 
-  function run(id, body) {
-    if (busy.has(id)) { return Promise.resolve(null); }
-    busy.add(id);
-    errors.delete(id);
-    redraw();
-    return A.act(id, body).then(function (result) {
-      busy.delete(id);
-      if (result.ok && result.alert) {
-        live.apply(result.alert);
-        actionStatus.textContent = t("done", { status: A.label("statuses", result.alert.status) });
-      } else if (result.status !== 422 || body.action !== "resolve") {
-        errors.set(id, t("failed") + ": " + result.message);
-        actionStatus.textContent = t("failed") + ": " + result.message;
-      }
-      redraw();
-      return result;
-    });
-  }
+  // A refusal is shown on its card, but for a resolve the hub wants a
+  // reason for: the dialog asks for it.
+  var actions = new A.Actions({
+    live: live,
+    status: actionStatus,
+    redraw: redraw,
+    refusal: function (result, body) {
+      return result.status === 422 && body.action === "resolve" ? null : "card";
+    }
+  });
+
+  function run(id, body) { return actions.run(id, body); }
 
   list.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-action]");

@@ -7,7 +7,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::edge::{eventually, provision, spawn_edge, stored_keys, Bundle};
+use common::alarm::{home_terminal, kiosk_http};
+use common::api::{self, alert, call, open_alerts, Api};
+use common::edge::{eventually, spawn_edge, stored_keys, Bundle};
 use common::{add_user, feed, login, spawn_hub_in, HubProcess};
 use serde_json::{json, Value};
 
@@ -31,33 +33,10 @@ struct World {
     dir: tempfile::TempDir,
 }
 
-async fn call(
-    w: &World,
-    method: &str,
-    token: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = w
-        .http
-        .request(method.parse().expect("method"), w.hub.url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
+impl Api for World {
+    fn api(&self) -> (&HubProcess, &reqwest::Client) {
+        (&self.hub, &self.http)
     }
-    let r = request.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(w: &World, token: &str, path: &str, body: Value) -> Value {
-    let (status, v) = call(w, "POST", token, path, Some(body)).await;
-    assert!((200..300).contains(&status), "POST {path}: {status} {v}");
-    v
-}
-
-fn rfc3339_in(minutes: i64) -> String {
-    (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes)).to_string()
 }
 
 /// A hub whose central unit takes alarms by day; `day` decides whether now
@@ -117,108 +96,52 @@ async fn world_in(dir: tempfile::TempDir, day: bool, ack_secs: u64) -> World {
         bertil: String::new(),
         dir,
     };
-    let users = call(&w, "GET", &w.admin, "/api/v1/users", None).await.1;
-    let id_of = |name: &str| {
-        users
-            .as_array()
-            .expect("users")
-            .iter()
-            .find(|u| u["username"] == name)
-            .expect("user")["id"]
-            .as_str()
-            .expect("id")
-            .to_string()
-    };
     let admin = w.admin.clone();
-    w.lesti = post(&w, &admin, "/api/v1/areas", json!({"name": "Lestijoki"})).await["id"]
-        .as_str()
-        .unwrap()
-        .into();
-    w.perho = post(&w, &admin, "/api/v1/areas", json!({"name": "Perhonjoki"})).await["id"]
-        .as_str()
-        .unwrap()
-        .into();
-    w.central_team = post(
+    let users = api::user_ids(&w, &admin).await;
+    w.lesti = api::area(&w, &admin, "Lestijoki").await;
+    w.perho = api::area(&w, &admin, "Perhonjoki").await;
+    w.central_team = api::team(
         &w,
         &admin,
-        "/api/v1/teams",
-        json!({"name": "Etähoitokeskus", "kind": "central", "members": [id_of("nina")]}),
+        json!({"name": "Etähoitokeskus", "kind": "central", "members": [users["nina"]]}),
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .into();
-    w.perho_team = post(
+    .await;
+    w.perho_team = api::team(
         &w,
         &admin,
-        "/api/v1/teams",
-        json!({"name": "Yöpartio Perho", "kind": "patrol", "area_id": w.perho, "members": [id_of("paula")]}),
+        json!({"name": "Yöpartio Perho", "kind": "patrol", "area_id": w.perho, "members": [users["paula"]]}),
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .into();
-    w.lesti_team = post(
+    .await;
+    w.lesti_team = api::team(
         &w,
         &admin,
-        "/api/v1/teams",
         json!({"name": "Yöpartio Lesti", "kind": "patrol", "area_id": w.lesti,
-               "members": [id_of("pekka")], "escalates_to": w.perho_team}),
+               "members": [users["pekka"]], "escalates_to": w.perho_team}),
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .into();
-    for team in [w.lesti_team.clone(), w.perho_team.clone()] {
-        post(
-            &w,
-            &admin,
-            &format!("/api/v1/teams/{team}/duty"),
-            json!({"starts_at": rfc3339_in(-60), "ends_at": rfc3339_in(600)}),
-        )
-        .await;
+    .await;
+    for team in [&w.lesti_team, &w.perho_team] {
+        api::on_duty(&w, &admin, team, 600).await;
     }
-    w.aino = post(
+    w.aino = api::client(
         &w,
         &admin,
-        "/api/v1/clients",
         json!({"name": "Aino Virtanen", "language": "fi", "area_id": w.lesti,
                "address": "Kirkkotie 3, Kannus", "door_instructions": "Avainsäilö ovella, koodi 4711",
                "care_notes": "Kuulee huonosti", "relative_name": "Matti Virtanen",
                "relative_contact": "+358401234567"}),
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .into();
-    w.bertil = post(
+    .await;
+    w.bertil = api::client(
         &w,
         &admin,
-        "/api/v1/clients",
         json!({"name": "Bertil Ek", "language": "sv", "area_id": w.perho, "address": "Strandvägen 1, Kaustby"}),
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .into();
+    .await;
     w
 }
 
 fn terminal(w: &World, name: &str, client: &str) -> Bundle {
-    provision(&w.hub, w.dir.path(), name, &["--client", client])
-}
-
-fn kiosk_http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .expect("client")
-}
-
-async fn alert(w: &World, token: &str, id: &str) -> Value {
-    let (status, v) = call(w, "GET", token, &format!("/api/v1/alerts/{id}"), None).await;
-    assert_eq!(status, 200, "{v}");
-    v
+    home_terminal(&w.hub, w.dir.path(), name, client)
 }
 
 async fn act(w: &World, token: &str, id: &str, action: Value) -> (u16, Value) {
@@ -232,13 +155,11 @@ async fn act(w: &World, token: &str, id: &str, action: Value) -> (u16, Value) {
     .await
 }
 
-async fn open_alerts(w: &World, token: &str) -> Vec<Value> {
-    call(w, "GET", token, "/api/v1/alerts?open=true", None)
-        .await
-        .1
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+/// `act`, asserting that the action was taken; the alert as it is now.
+async fn acted(w: &World, token: &str, id: &str, action: Value) -> Value {
+    let (status, v) = act(w, token, id, action.clone()).await;
+    assert_eq!(status, 200, "{action}: {v}");
+    v
 }
 
 fn actions(detail: &Value) -> Vec<String> {
@@ -302,8 +223,7 @@ async fn a_help_press_at_night_reaches_the_area_patrol_and_is_followed_to_the_en
 
     // The patrol's phone showed it; then one tap at a time to the end.
     feed::send(&mut pekka_feed, json!({"type": "seen", "alert_id": id})).await;
-    let (s, v) = act(&w, &w.pekka, &id, json!({"action": "acknowledge"})).await;
-    assert_eq!(s, 200, "{v}");
+    let v = acted(&w, &w.pekka, &id, json!({"action": "acknowledge"})).await;
     assert_eq!(v["status"], "acknowledged");
     assert_eq!(v["claimed_by_name"], "pekka");
     assert!(v["answered_at"].as_i64().is_some());
@@ -324,8 +244,7 @@ async fn a_help_press_at_night_reaches_the_area_patrol_and_is_followed_to_the_en
         "the kiosk hears of the acknowledgement: {}",
         edge.kiosk_state(&kiosk).await
     );
-    let (s, _) = act(&w, &w.pekka, &id, json!({"action": "en_route"})).await;
-    assert_eq!(s, 200);
+    acted(&w, &w.pekka, &id, json!({"action": "en_route"})).await;
     assert!(
         eventually(Duration::from_secs(10), || async {
             let state = edge.kiosk_state(&kiosk).await;
@@ -338,18 +257,16 @@ async fn a_help_press_at_night_reaches_the_area_patrol_and_is_followed_to_the_en
         "help is on the way, on the kiosk: {}",
         edge.kiosk_state(&kiosk).await
     );
-    let (s, v) = act(&w, &w.pekka, &id, json!({"action": "on_site"})).await;
-    assert_eq!(s, 200);
+    let v = acted(&w, &w.pekka, &id, json!({"action": "on_site"})).await;
     assert!(v["on_site_at"].as_i64().unwrap() >= v["raised_at"].as_i64().unwrap());
     assert_eq!(v["escalate_at"], Value::Null, "no timer runs once on site");
-    let (s, v) = act(
+    let v = acted(
         &w,
         &w.pekka,
         &id,
         json!({"action": "resolve", "outcome": "helped_on_site", "note": "Autettu sänkyyn"}),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "resolved");
     assert_eq!(v["outcome"], "helped_on_site");
     let closed = feed::until_alert(&mut pekka_feed, Duration::from_secs(5), |a| {
@@ -440,14 +357,13 @@ async fn by_day_alarms_go_to_the_central_unit_where_an_unreached_client_cannot_b
     assert!(open_alerts(&w, &w.paula).await.is_empty());
 
     // The nurse calls and nobody answers: closing needs a dispatch or a reason.
-    let (s, v) = act(
+    let v = acted(
         &w,
         &w.nurse,
         &id,
         json!({"action": "answer", "contact": "not_reached"}),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
     assert_eq!(v["contact"], "not_reached");
     let (s, v) = act(
         &w,
@@ -477,14 +393,13 @@ async fn by_day_alarms_go_to_the_central_unit_where_an_unreached_client_cannot_b
     );
 
     // Unclear after all: a patrol of the area goes at the top priority.
-    let (s, v) = act(
+    let v = acted(
         &w,
         &w.nurse,
         &id,
         json!({"action": "answer", "contact": "unclear", "note": "kuului kaatuminen"}),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
     assert_eq!(v["priority"], "critical");
     assert_eq!(v["status"], "routed");
     assert_eq!(
@@ -497,16 +412,15 @@ async fn by_day_alarms_go_to_the_central_unit_where_an_unreached_client_cannot_b
     // Now Paula sees it and can close it once there.
     let theirs = open_alerts(&w, &w.paula).await;
     assert_eq!(theirs.len(), 1);
-    let (s, _) = act(&w, &w.paula, &id, json!({"action": "on_site"})).await;
-    assert_eq!(s, 200);
-    let (s, v) = act(
+    acted(&w, &w.paula, &id, json!({"action": "on_site"})).await;
+    // Dispatched and on site: may close.
+    acted(
         &w,
         &w.paula,
         &id,
         json!({"action": "resolve", "outcome": "helped_on_site"}),
     )
     .await;
-    assert_eq!(s, 200, "dispatched and on site: may close: {v}");
 
     // The report shows the answer-time shares.
     let (s, report) = call(&w, "GET", &w.nurse, "/api/v1/alerts/report", None).await;
@@ -556,8 +470,7 @@ async fn an_unacknowledged_alarm_escalates_to_the_next_team_then_the_supervisors
         .await
     );
     // Paula takes it: the timers stop.
-    let (s, v) = act(&w, &w.paula, &id, json!({"action": "acknowledge"})).await;
-    assert_eq!(s, 200, "{v}");
+    acted(&w, &w.paula, &id, json!({"action": "acknowledge"})).await;
     let steps_then = actions(&alert(&w, &w.supervisor, &id).await).len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let detail = alert(&w, &w.supervisor, &id).await;

@@ -6,11 +6,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::edge::{eventually, provision, spawn_edge};
+use common::alarm::{home_terminal, kiosk_http};
+use common::api::{self, get, Api};
+use common::browser::Browser;
+use common::edge::{eventually, spawn_edge, EdgeProcess};
 use common::{add_user, login, spawn_hub_in, HubProcess};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";
+
+/// The page's connection indicator says it is online.
+const ONLINE: &str =
+    "return document.getElementById('conn').getAttribute('data-state') === 'online'";
+/// The page lists at least one alert.
+const ANY_ALERT: &str = "return !!document.querySelector('#alerts li[data-alert]')";
 
 struct World {
     hub: HubProcess,
@@ -23,33 +32,10 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-async fn get(w: &World, token: &str, path: &str) -> (u16, Value) {
-    let r = w
-        .http
-        .get(w.hub.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn send(w: &World, method: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = w
-        .http
-        .request(method.parse().expect("method"), w.hub.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn rfc3339_in(minutes: i64) -> String {
-    (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes)).to_string()
+impl Api for World {
+    fn api(&self) -> (&HubProcess, &reqwest::Client) {
+        (&self.hub, &self.http)
+    }
 }
 
 /// Service hours of the central unit that exclude (night) or include (day)
@@ -91,79 +77,43 @@ async fn world(day_now: bool) -> World {
         client: String::new(),
         _dir: dir,
     };
-    let (_, users) = get(&w, &w.admin, "/api/v1/users").await;
-    let id_of = |name: &str| {
-        users
-            .as_array()
-            .expect("users")
-            .iter()
-            .find(|u| u["username"] == name)
-            .and_then(|u| u["id"].as_str())
-            .expect("user")
-            .to_string()
-    };
-    w.pekka = id_of("pekka");
-    w.anna = id_of("anna");
-    let (s, area) = send(
+    let admin = w.admin.clone();
+    let users = api::user_ids(&w, &admin).await;
+    w.pekka = users["pekka"].clone();
+    w.anna = users["anna"].clone();
+    let area = api::area(&w, &admin, "Lestijoki").await;
+    api::team(
         &w,
-        "POST",
-        &w.admin,
-        "/api/v1/areas",
-        json!({"name": "Lestijoki"}),
-    )
-    .await;
-    assert_eq!(s, 201, "{area}");
-    let (s, central) = send(
-        &w,
-        "POST",
-        &w.admin,
-        "/api/v1/teams",
+        &admin,
         json!({"name": "Etähoitokeskus", "kind": "central", "members": [w.anna]}),
     )
     .await;
-    assert_eq!(s, 201, "{central}");
-    let (s, patrol) = send(
+    let patrol = api::team(
         &w,
-        "POST",
-        &w.admin,
-        "/api/v1/teams",
+        &admin,
         json!({
-            "name": "Yöpartio Lestijoki", "kind": "patrol", "area_id": area["id"],
+            "name": "Yöpartio Lestijoki", "kind": "patrol", "area_id": area,
             "members": [w.pekka]
         }),
     )
     .await;
-    assert_eq!(s, 201, "{patrol}");
-    let patrol_id = patrol["id"].as_str().expect("team id");
-    let (s, duty) = send(
+    api::on_duty(&w, &admin, &patrol, 12 * 60).await;
+    w.client = api::client(
         &w,
-        "POST",
-        &w.admin,
-        &format!("/api/v1/teams/{patrol_id}/duty"),
-        json!({"starts_at": rfc3339_in(-60), "ends_at": rfc3339_in(12 * 60)}),
-    )
-    .await;
-    assert_eq!(s, 201, "{duty}");
-    let (s, client) = send(
-        &w,
-        "POST",
-        &w.admin,
-        "/api/v1/clients",
+        &admin,
         json!({
-            "name": "Aino Virtanen", "language": "fi", "area_id": area["id"],
+            "name": "Aino Virtanen", "language": "fi", "area_id": area,
             "address": "Kirkkotie 3, Kannus",
             "door_instructions": "Avainsäilö ovella, koodi 4711",
             "care_notes": "Diabetes; kuulee huonosti"
         }),
     )
     .await;
-    assert_eq!(s, 201, "{client}");
-    w.client = client["id"].as_str().expect("id").to_string();
     w
 }
 
 /// Signs in through the sign-in page and lands on `next`.
-async fn sign_in(browser: &common::browser::Browser, w: &World, username: &str, next: &str) {
+async fn sign_in(browser: &Browser, w: &World, username: &str, next: &str) {
     browser
         .goto(&w.hub.url(&format!("/login?next={next}")))
         .await;
@@ -176,33 +126,88 @@ async fn sign_in(browser: &common::browser::Browser, w: &World, username: &str, 
     browser.type_text(&user, username).await;
     let pass = browser.find("#password").await.expect("password field");
     browser.type_text(&pass, PASSWORD).await;
-    let submit = browser
-        .find("form button[type=submit]")
+    click(browser, "form button[type=submit]").await;
+    expect_page(
+        browser,
+        &format!("return location.pathname === '{next}' && document.readyState === 'complete'"),
+        15,
+        &format!("signed in and on {next}"),
+    )
+    .await;
+}
+
+/// A browser test's stage: a terminal in the client's home, and a browser
+/// signed in as `username` on `page`.
+struct Stage {
+    edge: EdgeProcess,
+    browser: Browser,
+    _root: tempfile::TempDir,
+}
+
+async fn stage(w: &World, username: &str, page: &str) -> Stage {
+    let root = tempfile::tempdir().expect("tempdir");
+    let edge = spawn_edge(&home_terminal(&w.hub, root.path(), "Aino", &w.client));
+    let browser = Browser::start().await;
+    sign_in(&browser, w, username, page).await;
+    Stage {
+        edge,
+        browser,
+        _root: root,
+    }
+}
+
+/// Clicks the first element matching `css`.
+async fn click(browser: &Browser, css: &str) {
+    let element = browser
+        .find(css)
         .await
-        .expect("sign-in button");
-    browser.click(&submit).await;
+        .unwrap_or_else(|| panic!("{css} is on the page"));
+    browser.click(&element).await;
+}
+
+/// Types `text` into the first element matching `css`.
+async fn type_into(browser: &Browser, css: &str, text: &str) {
+    let element = browser
+        .find(css)
+        .await
+        .unwrap_or_else(|| panic!("{css} is on the page"));
+    browser.type_text(&element, text).await;
+}
+
+/// Asserts that `script` comes true in the page within `secs` seconds.
+async fn expect_page(browser: &Browser, script: &str, secs: u64, what: &str) {
     assert!(
-        browser
-            .wait_until(
-                &format!(
-                    "return location.pathname === '{next}' && document.readyState === 'complete'"
-                ),
-                Duration::from_secs(15)
-            )
-            .await,
-        "signed in and on {next}"
+        browser.wait_until(script, Duration::from_secs(secs)).await,
+        "{what}"
     );
+}
+
+/// As `expect_page`, saying what `shown` returns in the page when it fails.
+async fn expect_page_showing(browser: &Browser, script: &str, secs: u64, what: &str, shown: &str) {
+    let came = browser.wait_until(script, Duration::from_secs(secs)).await;
+    assert!(came, "{what}: {}", browser.script(shown).await);
+}
+
+/// The id of the first alert listed, and the CSS selector of its card.
+async fn first_card(browser: &Browser) -> (String, String) {
+    let id = browser
+        .script(
+            "return document.querySelector('#alerts li[data-alert]').getAttribute('data-alert')",
+        )
+        .await
+        .as_str()
+        .expect("alert id")
+        .to_string();
+    let card = format!("#alerts li[data-alert=\"{id}\"]");
+    (id, card)
 }
 
 /// The open alert of the world's client, as `who` sees it.
 async fn open_alert_of_client(w: &World, who: &str) -> Option<Value> {
-    let (s, list) = get(w, who, "/api/v1/alerts?open=true").await;
-    assert_eq!(s, 200, "{list}");
-    list.as_array()
-        .expect("alerts")
-        .iter()
+    api::open_alerts(w, who)
+        .await
+        .into_iter()
         .find(|a| a["client_id"] == w.client.as_str())
-        .cloned()
 }
 
 #[tokio::test]
@@ -312,31 +317,21 @@ async fn browser_patrol_sees_a_help_press_live_and_acknowledges_it() {
         return;
     }
     let w = world(false).await;
-    let root = tempfile::tempdir().expect("tempdir");
-    let bundle = provision(&w.hub, root.path(), "Aino", &["--client", &w.client]);
-    let edge = spawn_edge(&bundle);
-
-    let browser = common::browser::Browser::start().await;
-    sign_in(&browser, &w, "pekka", "/console/patrol").await;
-    assert!(
-        browser
-            .wait_until(
-                "return document.getElementById('conn').getAttribute('data-state') === 'online'",
-                Duration::from_secs(20)
-            )
-            .await,
-        "the app is connected: {}",
-        browser
-            .script("return document.getElementById('conn').innerText")
-            .await
-    );
+    let Stage { edge, browser, .. } = &stage(&w, "pekka", "/console/patrol").await;
+    expect_page_showing(
+        browser,
+        ONLINE,
+        20,
+        "the app is connected",
+        "return document.getElementById('conn').innerText",
+    )
+    .await;
     let empty = browser
         .script("return !document.getElementById('no-alerts').hidden && document.querySelectorAll('#alerts li').length === 0")
         .await;
     assert_eq!(empty, true, "no alerts yet");
     // Start duty: the gesture that lets the page sound the alarm.
-    let duty = browser.find("#duty").await.expect("duty button");
-    browser.click(&duty).await;
+    click(browser, "#duty").await;
     assert_eq!(
         browser
             .script("return document.body.getAttribute('data-duty')")
@@ -345,26 +340,9 @@ async fn browser_patrol_sees_a_help_press_live_and_acknowledges_it() {
     );
 
     // The client presses the help button at home.
-    let press = reqwest::Client::new();
-    edge.press_help(&press).await;
-    assert!(
-        browser
-            .wait_until(
-                "return !!document.querySelector('#alerts li[data-alert]')",
-                Duration::from_secs(30)
-            )
-            .await,
-        "the alert appears live"
-    );
-    let id = browser
-        .script(
-            "return document.querySelector('#alerts li[data-alert]').getAttribute('data-alert')",
-        )
-        .await
-        .as_str()
-        .expect("alert id")
-        .to_string();
-    let card = format!("#alerts li[data-alert=\"{id}\"]");
+    edge.press_help(&kiosk_http()).await;
+    expect_page(browser, ANY_ALERT, 30, "the alert appears live").await;
+    let (id, card) = first_card(browser).await;
     let text = browser
         .script(&format!(
             "return document.querySelector('{card}').innerText"
@@ -405,15 +383,13 @@ async fn browser_patrol_sees_a_help_press_live_and_acknowledges_it() {
             .await,
         "on"
     );
-    assert!(
-        browser
-            .wait_until(
-                "return document.getElementById('announce').textContent.includes('Aino Virtanen')",
-                Duration::from_secs(5)
-            )
-            .await,
-        "the new alert is announced"
-    );
+    expect_page(
+        browser,
+        "return document.getElementById('announce').textContent.includes('Aino Virtanen')",
+        5,
+        "the new alert is announced",
+    )
+    .await;
     // Targets big enough for a thumb, each button naming its client.
     let small = browser
         .script(&format!(
@@ -436,22 +412,16 @@ async fn browser_patrol_sees_a_help_press_live_and_acknowledges_it() {
     assert!(seen, "the phone reports the alert as seen");
 
     // One tap: acknowledge.
-    let ack = browser
-        .find(&format!("{card} button[data-action=acknowledge]"))
-        .await
-        .expect("acknowledge button");
-    browser.click(&ack).await;
-    assert!(
-        browser
-            .wait_until(
-                &format!(
-                    "return document.querySelector('{card}')?.getAttribute('data-status') === 'acknowledged'"
-                ),
-                Duration::from_secs(15)
-            )
-            .await,
-        "acknowledged shown"
-    );
+    click(browser, &format!("{card} button[data-action=acknowledge]")).await;
+    expect_page(
+        browser,
+        &format!(
+            "return document.querySelector('{card}')?.getAttribute('data-status') === 'acknowledged'"
+        ),
+        15,
+        "acknowledged shown",
+    )
+    .await;
     assert_eq!(
         browser
             .script("return document.body.getAttribute('data-ringing')")
@@ -467,8 +437,7 @@ async fn browser_patrol_sees_a_help_press_live_and_acknowledges_it() {
     assert_eq!(mine, true, "the card says who took it");
 
     let pekka = login(&w.http, &w.hub, "pekka", PASSWORD).await;
-    let (s, detail) = get(&w, &pekka, &format!("/api/v1/alerts/{id}")).await;
-    assert_eq!(s, 200, "{detail}");
+    let detail = api::alert(&w, &pekka, &id).await;
     assert_eq!(detail["alert"]["status"], "acknowledged", "{detail}");
     assert_eq!(detail["alert"]["claimed_by"], w.pekka.as_str());
     assert_eq!(detail["alert"]["client_id"], w.client.as_str());
@@ -490,49 +459,37 @@ async fn browser_patrol_sees_a_help_press_live_and_acknowledges_it() {
     );
 
     // Resolving without a visit or contact asks for the reason the hub wants.
-    let resolve = browser
-        .find(&format!("{card} button[data-action=resolve]"))
-        .await
-        .expect("resolve button");
-    browser.click(&resolve).await;
-    let outcome = browser
-        .find("#resolve input[value=false_alarm]")
-        .await
-        .expect("outcome choice");
-    browser.click(&outcome).await;
-    let submit = browser.find("#resolve-submit").await.expect("submit");
-    browser.click(&submit).await;
-    assert!(
-        browser
-            .wait_until(
-                "return !document.getElementById('resolve-reason-box').hidden && document.activeElement.id === 'resolve-reason'",
-                Duration::from_secs(10)
-            )
-            .await,
-        "the 422 asks for a reason: {}",
-        browser
-            .script("return document.getElementById('resolve-error').innerText")
-            .await
-    );
-    let reason = browser.find("#resolve-reason").await.expect("reason");
-    browser
-        .type_text(&reason, "Asiakas painoi vahingossa, soitto omaiselle")
-        .await;
-    browser.click(&submit).await;
-    assert!(
-        browser
-            .wait_until(
-                &format!("return !document.querySelector('{card}') && !document.getElementById('resolve').open"),
-                Duration::from_secs(15)
-            )
-            .await,
-        "the resolved alert leaves the list"
-    );
-    let (_, detail) = get(&w, &pekka, &format!("/api/v1/alerts/{id}")).await;
+    click(browser, &format!("{card} button[data-action=resolve]")).await;
+    click(browser, "#resolve input[value=false_alarm]").await;
+    click(browser, "#resolve-submit").await;
+    expect_page_showing(
+        browser,
+        "return !document.getElementById('resolve-reason-box').hidden && document.activeElement.id === 'resolve-reason'",
+        10,
+        "the 422 asks for a reason",
+        "return document.getElementById('resolve-error').innerText",
+    )
+    .await;
+    type_into(
+        browser,
+        "#resolve-reason",
+        "Asiakas painoi vahingossa, soitto omaiselle",
+    )
+    .await;
+    click(browser, "#resolve-submit").await;
+    expect_page(
+        browser,
+        &format!(
+            "return !document.querySelector('{card}') && !document.getElementById('resolve').open"
+        ),
+        15,
+        "the resolved alert leaves the list",
+    )
+    .await;
+    let detail = api::alert(&w, &pekka, &id).await;
     assert_eq!(detail["alert"]["status"], "resolved", "{detail}");
     assert_eq!(detail["alert"]["outcome"], "false_alarm");
     assert!(open_alert_of_client(&w, &pekka).await.is_none());
-    drop(edge);
 }
 
 #[tokio::test]
@@ -541,213 +498,120 @@ async fn browser_nurse_answers_a_day_alarm_from_the_queue() {
         return;
     }
     let w = world(true).await;
-    let root = tempfile::tempdir().expect("tempdir");
-    let bundle = provision(&w.hub, root.path(), "Aino", &["--client", &w.client]);
-    let edge = spawn_edge(&bundle);
-    let browser = common::browser::Browser::start().await;
-    sign_in(&browser, &w, "anna", "/console/alarms").await;
-    assert!(
-        browser
-            .wait_until(
-                "return document.getElementById('conn').getAttribute('data-state') === 'online'",
-                Duration::from_secs(20)
-            )
-            .await,
-        "the queue is connected"
-    );
+    let Stage { edge, browser, .. } = &stage(&w, "anna", "/console/alarms").await;
+    expect_page(browser, ONLINE, 20, "the queue is connected").await;
     // The answer-time shares of the last 30 days (no alarms yet).
-    assert!(
-        browser
-            .wait_until(
-                "return document.querySelectorAll('#report li').length > 0",
-                Duration::from_secs(15)
-            )
-            .await,
-        "the report is shown"
-    );
+    expect_page(
+        browser,
+        "return document.querySelectorAll('#report li').length > 0",
+        15,
+        "the report is shown",
+    )
+    .await;
 
-    edge.press_help(&reqwest::Client::new()).await;
-    assert!(
-        browser
-            .wait_until(
-                "return !!document.querySelector('#alerts li.unanswered[data-alert]')",
-                Duration::from_secs(30)
-            )
-            .await,
-        "the alarm appears, highlighted as unanswered"
-    );
-    let id = browser
-        .script(
-            "return document.querySelector('#alerts li[data-alert]').getAttribute('data-alert')",
-        )
-        .await
-        .as_str()
-        .expect("alert id")
-        .to_string();
-    let card = format!("#alerts li[data-alert=\"{id}\"]");
-    let reached = browser
-        .find(&format!(
-            "{card} button[data-action=answer][data-contact=reached]"
-        ))
-        .await
-        .expect("answer: reached");
-    browser.click(&reached).await;
-    assert!(
-        browser
-            .wait_until(
-                &format!("return !document.querySelector('{card}.unanswered') && !!document.querySelector('{card}')"),
-                Duration::from_secs(15)
-            )
-            .await,
-        "answered: no longer highlighted"
-    );
+    edge.press_help(&kiosk_http()).await;
+    expect_page(
+        browser,
+        "return !!document.querySelector('#alerts li.unanswered[data-alert]')",
+        30,
+        "the alarm appears, highlighted as unanswered",
+    )
+    .await;
+    let (id, card) = first_card(browser).await;
+    click(
+        browser,
+        &format!("{card} button[data-action=answer][data-contact=reached]"),
+    )
+    .await;
+    expect_page(
+        browser,
+        &format!("return !document.querySelector('{card}.unanswered') && !!document.querySelector('{card}')"),
+        15,
+        "answered: no longer highlighted",
+    )
+    .await;
     let anna = login(&w.http, &w.hub, "anna", PASSWORD).await;
-    let (_, detail) = get(&w, &anna, &format!("/api/v1/alerts/{id}")).await;
+    let detail = api::alert(&w, &anna, &id).await;
     assert_eq!(detail["alert"]["contact"], "reached", "{detail}");
     assert_eq!(detail["alert"]["answered_by"], w.anna.as_str());
 
     // Resolved from the queue: reached by video, so no reason is needed.
-    let resolve = browser
-        .find(&format!("{card} button[data-action=resolve]"))
-        .await
-        .expect("resolve");
-    browser.click(&resolve).await;
+    click(browser, &format!("{card} button[data-action=resolve]")).await;
     browser
         .script("const s = document.getElementById('resolve-outcome'); s.value = 'helped_remotely'; return s.value")
         .await;
-    let submit = browser
-        .find("#resolve button[type=submit]")
-        .await
-        .expect("submit");
-    browser.click(&submit).await;
-    assert!(
-        browser
-            .wait_until(
-                &format!("return !document.querySelector('{card}')"),
-                Duration::from_secs(15)
-            )
-            .await,
-        "the resolved alarm leaves the queue"
-    );
-    assert!(
-        browser
-            .wait_until(
-                "return document.querySelectorAll('#report li[data-within]').length === 2",
-                Duration::from_secs(15)
-            )
-            .await,
-        "the report counts the answered alarm: {}",
-        browser
-            .script("return document.getElementById('report').innerText")
-            .await
-    );
+    click(browser, "#resolve button[type=submit]").await;
+    expect_page(
+        browser,
+        &format!("return !document.querySelector('{card}')"),
+        15,
+        "the resolved alarm leaves the queue",
+    )
+    .await;
+    expect_page_showing(
+        browser,
+        "return document.querySelectorAll('#report li[data-within]').length === 2",
+        15,
+        "the report counts the answered alarm",
+        "return document.getElementById('report').innerText",
+    )
+    .await;
 
     // Another press: dispatched to the area's patrol on duty, then cancelled with a reason.
-    edge.press_help(&reqwest::Client::new()).await;
-    assert!(
-        browser
-            .wait_until(
-                "return !!document.querySelector('#alerts li[data-alert]')",
-                Duration::from_secs(30)
-            )
-            .await,
-        "the second alarm appears"
-    );
-    let id = browser
-        .script(
-            "return document.querySelector('#alerts li[data-alert]').getAttribute('data-alert')",
-        )
-        .await
-        .as_str()
-        .expect("alert id")
-        .to_string();
-    let card = format!("#alerts li[data-alert=\"{id}\"]");
-    let dispatch = browser
-        .find(&format!("{card} button[data-action=dispatch]"))
-        .await
-        .expect("dispatch");
-    browser.click(&dispatch).await;
-    let note = browser.find("#dispatch-note").await.expect("note");
-    browser.type_text(&note, "Ei vastaa videoon").await;
-    let submit = browser
-        .find("#dispatch button[type=submit]")
-        .await
-        .expect("submit");
-    browser.click(&submit).await;
+    edge.press_help(&kiosk_http()).await;
+    expect_page(browser, ANY_ALERT, 30, "the second alarm appears").await;
+    let (id, card) = first_card(browser).await;
+    click(browser, &format!("{card} button[data-action=dispatch]")).await;
+    type_into(browser, "#dispatch-note", "Ei vastaa videoon").await;
+    click(browser, "#dispatch button[type=submit]").await;
     let dispatched = eventually(Duration::from_secs(15), || async {
         let (_, d) = get(&w, &anna, &format!("/api/v1/alerts/{id}")).await;
         d["alert"]["dispatched_at"].is_number()
     })
     .await;
     assert!(dispatched, "dispatched to the patrol");
-    let (_, d) = get(&w, &anna, &format!("/api/v1/alerts/{id}")).await;
+    let d = api::alert(&w, &anna, &id).await;
     assert_eq!(d["alert"]["team_name"], "Yöpartio Lestijoki", "{d}");
-    assert!(
-        browser
-            .wait_until(
-                "return !document.getElementById('dispatch').open",
-                Duration::from_secs(10)
-            )
-            .await,
-        "the dialog closes"
-    );
+    expect_page(
+        browser,
+        "return !document.getElementById('dispatch').open",
+        10,
+        "the dialog closes",
+    )
+    .await;
     // The nurse still sees it on its way, and may call it off.
-    assert!(
-        browser
-            .wait_until(
-                &format!("return !!document.querySelector('{card}')"),
-                Duration::from_secs(5),
-            )
-            .await,
-        "the dispatched alarm stays in the queue"
-    );
-    let cancel = browser
-        .find(&format!("{card} button[data-action=cancel]"))
-        .await
-        .expect("cancel");
-    browser.click(&cancel).await;
-    let reason = browser.find("#cancel-reason").await.expect("reason");
-    browser.type_text(&reason, "Omainen paikalla").await;
-    let submit = browser
-        .find("#cancel button[type=submit]")
-        .await
-        .expect("submit");
-    browser.click(&submit).await;
-    assert!(
-        browser
-            .wait_until(
-                &format!("return !document.querySelector('{card}')"),
-                Duration::from_secs(15)
-            )
-            .await,
-        "the cancelled alarm leaves the queue"
-    );
-    let (_, d) = get(&w, &anna, &format!("/api/v1/alerts/{id}")).await;
+    expect_page(
+        browser,
+        &format!("return !!document.querySelector('{card}')"),
+        5,
+        "the dispatched alarm stays in the queue",
+    )
+    .await;
+    click(browser, &format!("{card} button[data-action=cancel]")).await;
+    type_into(browser, "#cancel-reason", "Omainen paikalla").await;
+    click(browser, "#cancel button[type=submit]").await;
+    expect_page(
+        browser,
+        &format!("return !document.querySelector('{card}')"),
+        15,
+        "the cancelled alarm leaves the queue",
+    )
+    .await;
+    let d = api::alert(&w, &anna, &id).await;
     assert_eq!(d["alert"]["status"], "cancelled", "{d}");
-    drop(edge);
 }
 
 /// Stops the world's hub (SIGTERM, as a service manager would).
 fn stop_hub(w: &mut World) {
-    let pid = w.hub.child.id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = w.hub.child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if !w.hub.terminate(Duration::from_secs(15)) {
+        let _ = w.hub.child.kill();
+        let _ = w.hub.child.wait();
     }
-    let _ = w.hub.child.kill();
-    let _ = w.hub.child.wait();
 }
 
 /// Starts the hub again with the same data on the addresses it had, so that
 /// open pages and terminals find it where they left it.
 fn restart_hub(w: &mut World, env: &[(&str, &str)]) {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let listen = w.hub.base.trim_start_matches("https://").to_string();
     let device = w.hub.link_addr();
@@ -767,46 +631,21 @@ fn restart_hub(w: &mut World, env: &[(&str, &str)]) {
             .arg(&data)
             .env_remove("DATABASE_URL")
             .env("ETAHOIVA_LOG", "error")
-            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().expect("hub starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
-            let up = line.starts_with("Etahoiva hub listening on ");
-            lines.push(line);
-            if up {
-                while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                    lines.push(line);
-                }
-                let fresh = HubProcess {
-                    child,
-                    base: w.hub.base.clone(),
-                    data_dir: data,
-                    stdout: lines,
-                };
+        match common::launch(command, &data, Duration::from_secs(30)) {
+            Ok(fresh) => {
                 drop(std::mem::replace(&mut w.hub, fresh));
                 return;
             }
+            // The old listener's address was not free yet: try again.
+            Err(lines) => assert!(
+                std::time::Instant::now() < deadline,
+                "the hub did not start again on {listen}: {lines:?}"
+            ),
         }
-        // The old listener's address was not free yet: try again.
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hub did not start again on {listen}: {lines:?}"
-        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -817,65 +656,43 @@ async fn browser_patrol_app_survives_a_lost_hub_and_misses_nothing() {
         return;
     }
     let mut w = world(false).await;
-    let root = tempfile::tempdir().expect("tempdir");
-    let bundle = provision(&w.hub, root.path(), "Aino", &["--client", &w.client]);
-    let edge = spawn_edge(&bundle);
-    let browser = common::browser::Browser::start().await;
-    sign_in(&browser, &w, "pekka", "/console/patrol").await;
+    let Stage { edge, browser, .. } = &stage(&w, "pekka", "/console/patrol").await;
     let online = "return document.getElementById('conn').getAttribute('data-state') === 'online' && document.getElementById('stale').hidden";
-    assert!(
-        browser.wait_until(online, Duration::from_secs(20)).await,
-        "connected"
-    );
+    expect_page(browser, online, 20, "connected").await;
     // The service worker keeps the app shell, and nothing of the API.
-    assert!(
-        browser
-            .wait_until(
-                "return !!navigator.serviceWorker.controller",
-                Duration::from_secs(15)
-            )
-            .await,
-        "the service worker controls the page"
-    );
+    expect_page(
+        browser,
+        "return !!navigator.serviceWorker.controller",
+        15,
+        "the service worker controls the page",
+    )
+    .await;
     let shell_kept = "return caches.keys().then(names => Promise.all(names.map(n => caches.open(n).then(c => c.keys())))).then(all => all.flat().map(r => new URL(r.url).pathname)).then(paths => paths.includes('/console/patrol') && paths.includes('/static/patrol.js'))";
-    assert!(
-        browser
-            .wait_until(shell_kept, Duration::from_secs(15))
-            .await,
-        "the app shell is kept"
-    );
+    expect_page(browser, shell_kept, 15, "the app shell is kept").await;
 
     // The hub goes away: the page says so at once, never a silently stale list.
     stop_hub(&mut w);
-    assert!(
-        browser
-            .wait_until(
-                "return ['reconnecting', 'offline', 'connecting'].includes(document.getElementById('conn').getAttribute('data-state')) && !document.getElementById('stale').hidden",
-                Duration::from_secs(45)
-            )
-            .await,
-        "the lost connection is shown: {}",
-        browser
-            .script("return document.getElementById('conn').innerText")
-            .await
-    );
+    expect_page_showing(
+        browser,
+        "return ['reconnecting', 'offline', 'connecting'].includes(document.getElementById('conn').getAttribute('data-state')) && !document.getElementById('stale').hidden",
+        45,
+        "the lost connection is shown",
+        "return document.getElementById('conn').innerText",
+    )
+    .await;
     // Opened again without the hub: the kept app, saying there is no connection.
     browser.goto(&w.hub.url("/console/patrol")).await;
-    assert!(
-        browser
-            .wait_until(
-                "return !!document.getElementById('conn') && document.getElementById('conn').getAttribute('data-state') !== 'online' && !document.getElementById('stale').hidden",
-                Duration::from_secs(20)
-            )
-            .await,
-        "the app opens from the kept shell: {}",
-        browser
-            .script("return location.href + ' | ' + document.body.innerText.slice(0, 300)")
-            .await
-    );
+    expect_page_showing(
+        browser,
+        "return !!document.getElementById('conn') && document.getElementById('conn').getAttribute('data-state') !== 'online' && !document.getElementById('stale').hidden",
+        20,
+        "the app opens from the kept shell",
+        "return location.href + ' | ' + document.body.innerText.slice(0, 300)",
+    )
+    .await;
 
     // Meanwhile the client presses the help button; the terminal keeps it.
-    edge.press_help(&reqwest::Client::new()).await;
+    edge.press_help(&kiosk_http()).await;
     restart_hub(
         &mut w,
         &[
@@ -884,25 +701,17 @@ async fn browser_patrol_app_survives_a_lost_hub_and_misses_nothing() {
         ],
     );
     // The app reconnects by itself and the new list has the alarm.
-    assert!(
-        browser
-            .wait_until(
-                "return !!document.querySelector('#alerts li[data-alert]')",
-                Duration::from_secs(90)
-            )
-            .await,
-        "the alert raised while the page was away arrives: {}",
-        browser
-            .script("return document.getElementById('conn').innerText")
-            .await
-    );
-    assert!(
-        browser.wait_until(online, Duration::from_secs(10)).await,
-        "online again"
-    );
+    expect_page_showing(
+        browser,
+        ANY_ALERT,
+        90,
+        "the alert raised while the page was away arrives",
+        "return document.getElementById('conn').innerText",
+    )
+    .await;
+    expect_page(browser, online, 10, "online again").await;
     let api_kept = browser
         .script("return caches.keys().then(names => Promise.all(names.map(n => caches.open(n).then(c => c.keys())))).then(all => all.flat().filter(r => new URL(r.url).pathname.startsWith('/api/')).length)")
         .await;
     assert_eq!(api_kept, 0, "no API answer is ever kept");
-    drop(edge);
 }

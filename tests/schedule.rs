@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::api::{self, get, rfc3339_in, send, Api};
 use common::edge::{eventually, provision, spawn_edge};
 use common::{add_user, login, spawn_hub_in, HubProcess};
 use serde_json::{json, Value};
@@ -21,29 +22,10 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-async fn get(w: &World, token: &str, path: &str) -> (u16, Value) {
-    let r = w
-        .http
-        .get(w.hub.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn send(w: &World, method: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = w
-        .http
-        .request(method.parse().expect("method"), w.hub.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+impl Api for World {
+    fn api(&self) -> (&HubProcess, &reqwest::Client) {
+        (&self.hub, &self.http)
+    }
 }
 
 fn helsinki_now() -> jiff::Zoned {
@@ -57,10 +39,6 @@ fn local_in(minutes: i64) -> (String, String) {
         t.strftime("%Y-%m-%dT%H:%M").to_string(),
         t.date().to_string(),
     )
-}
-
-fn rfc3339_in(minutes: i64) -> String {
-    (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes)).to_string()
 }
 
 /// A hub with an administrator, two nurses on shift now and one client whose named nurse is Anna.
@@ -81,19 +59,9 @@ async fn world(env: &[(&str, &str)]) -> World {
         client: String::new(),
         _dir: dir,
     };
-    let (_, users) = get(&w, &w.admin, "/api/v1/users").await;
-    let id_of = |name: &str| {
-        users
-            .as_array()
-            .expect("users")
-            .iter()
-            .find(|u| u["username"] == name)
-            .and_then(|u| u["id"].as_str())
-            .expect("user")
-            .to_string()
-    };
-    w.anna = id_of("anna");
-    w.bea = id_of("bea");
+    let users = api::user_ids(&w, &w.admin).await;
+    w.anna = users["anna"].clone();
+    w.bea = users["bea"].clone();
     for nurse in [&w.anna, &w.bea] {
         let (s, _) = send(
             &w,
@@ -114,27 +82,17 @@ async fn world(env: &[(&str, &str)]) -> World {
         .await;
         assert_eq!(s, 201, "{shift}");
     }
-    let (s, area) = send(
+    let area = api::area(&w, &w.admin, "Lestijoki").await;
+    let client = api::create(
         &w,
-        "POST",
-        &w.admin,
-        "/api/v1/areas",
-        json!({"name": "Lestijoki"}),
-    )
-    .await;
-    assert_eq!(s, 201, "{area}");
-    let (s, client) = send(
-        &w,
-        "POST",
         &w.admin,
         "/api/v1/clients",
         json!({
-            "name": "Aili Hautala", "language": "fi", "area_id": area["id"],
+            "name": "Aili Hautala", "language": "fi", "area_id": area,
             "address": "Kirkkotie 12, Kannus", "named_nurse_id": w.anna, "consent_auto_answer": true
         }),
     )
     .await;
-    assert_eq!(s, 201, "{client}");
     assert_eq!(client["time_zone"], "Europe/Helsinki");
     w.client = client["id"].as_str().expect("id").to_string();
     w

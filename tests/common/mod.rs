@@ -2,6 +2,8 @@
 //! temporary directories, fresh databases.
 #![allow(dead_code)]
 
+pub mod alarm;
+pub mod api;
 pub mod browser;
 pub mod edge;
 pub mod feed;
@@ -61,14 +63,22 @@ impl HubProcess {
 
     /// Stops the hub with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
+        self.terminate(Duration::from_secs(10));
+    }
+
+    /// Sends SIGTERM, as a service manager would, and waits up to `limit`
+    /// for the hub to exit; whether it did.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        for _ in 0..100 {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        false
     }
 }
 
@@ -111,7 +121,19 @@ pub fn spawn_hub_in(
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("hub starts");
+    launch(command, data_dir, Duration::from_secs(60))
+        .unwrap_or_else(|lines| panic!("hub did not report its address; output so far: {lines:?}"))
+}
+
+/// Starts the hub `command` describes (its output is read here) and waits up
+/// to `limit` for it to say where it listens. When it does not, it is
+/// stopped and its output so far returned.
+pub fn launch(
+    mut command: Command,
+    data_dir: &Path,
+    limit: Duration,
+) -> Result<HubProcess, Vec<String>> {
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("hub starts");
     let stdout = child.stdout.take().expect("stdout piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -122,7 +144,7 @@ pub fn spawn_hub_in(
         }
     });
     let mut lines = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
@@ -142,13 +164,13 @@ pub fn spawn_hub_in(
                     while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
                         hub.stdout.push(line);
                     }
-                    return hub;
+                    return Ok(hub);
                 }
             }
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("hub did not report its address; output so far: {lines:?}");
+                return Err(lines);
             }
         }
     }
