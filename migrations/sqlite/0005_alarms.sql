@@ -40,6 +40,8 @@ ALTER TABLE alerts ADD COLUMN outcome TEXT;
 ALTER TABLE alerts ADD COLUMN note TEXT;
 ALTER TABLE alerts ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
 UPDATE alerts SET last_raised_at = raised_at, updated_at = raised_at;
+-- Alerts raised before the alarm engine are routed by its timer at once.
+UPDATE alerts SET escalate_at = raised_at WHERE status = 'raised';
 CREATE INDEX alerts_escalate ON alerts (escalate_at);
 CREATE INDEX alerts_status ON alerts (status);
 CREATE INDEX alerts_device_open ON alerts (device_id, kind, closed_at);

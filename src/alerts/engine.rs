@@ -72,7 +72,7 @@ impl Engine {
             .map_err(|e| AlertsError::NoTeam(format!("unit_time_zone: {e}")))?;
         let hours = ServiceHours::parse(&settings.alarm_day_start, &settings.alarm_day_end, tz)
             .map_err(AlertsError::NoTeam)?;
-        let (teams, duty) = store.roster(now_ms() - 86_400_000).await?;
+        let (teams, duty, rostered) = store.roster(now_ms() - 86_400_000).await?;
         let (intake_tx, intake_rx) = mpsc::channel(8192);
         let (live, _) = broadcast::channel(8192);
         let engine = Arc::new(Engine {
@@ -82,6 +82,7 @@ impl Engine {
             roster: RwLock::new(Arc::new(Roster {
                 teams,
                 duty,
+                rostered,
                 hours: hours.clone(),
             })),
             hours,
@@ -102,10 +103,11 @@ impl Engine {
 
     /// Reads the teams and rosters again (after an administrator changed them).
     pub async fn reload_roster(&self) -> Result<(), AlertsError> {
-        let (teams, duty) = self.store.roster(now_ms() - 86_400_000).await?;
+        let (teams, duty, rostered) = self.store.roster(now_ms() - 86_400_000).await?;
         let roster = Arc::new(Roster {
             teams,
             duty,
+            rostered,
             hours: self.hours.clone(),
         });
         *self.roster.write().unwrap_or_else(|p| p.into_inner()) = roster;
@@ -183,8 +185,23 @@ impl Engine {
         actor: &str,
         action: &Action,
     ) -> Result<AlertView, AlertsError> {
+        // What the person acted on: a retry after a concurrent change is
+        // only made if none of this changed (a new press merged in, or
+        // somebody else moved the alert on, must be seen first).
+        let mut seen: Option<(String, String, i32, Option<i64>)> = None;
         for _ in 0..3 {
             let view = self.store.alert_view(alert_id).await?;
+            let shape = (
+                view.status.clone(),
+                view.priority.clone(),
+                view.count,
+                view.last_raised_at,
+            );
+            match &seen {
+                Some(first) if *first != shape => return Err(AlertsError::Concurrent),
+                Some(_) => {}
+                None => seen = Some(shape),
+            }
             let facts = view.facts()?;
             let Some(step) = lifecycle::apply(&facts, actor, action)? else {
                 return Ok(view);
@@ -226,9 +243,17 @@ impl Engine {
             }
             if let Some(wanted) = &step.dispatch {
                 let roster = self.roster();
-                let team = roster
-                    .dispatch(wanted.as_deref(), view.area_id.as_deref(), now)
-                    .map_err(AlertsError::NoTeam)?;
+                let team = match roster.dispatch(wanted.as_deref(), view.area_id.as_deref(), now) {
+                    Ok(team) => team,
+                    // An unclear situation is never refused for want of a
+                    // roster: the area's patrol (on duty or not), else any patrol.
+                    Err(_) if matches!(action, Action::Answer { .. }) => {
+                        roster.any_patrol(view.area_id.as_deref()).ok_or_else(|| {
+                            AlertsError::NoTeam("no patrol team exists to send".into())
+                        })?
+                    }
+                    Err(e) => return Err(AlertsError::NoTeam(e)),
+                };
                 change.set_text("team_id", Some(team.id.clone()));
                 change.set_text("escalated_team_id", None);
                 change.set_int("level", Some(0));
@@ -271,84 +296,116 @@ impl Engine {
         let due = self.store.alerts_due(now, TIMER_PASS).await?;
         let mut changed = 0;
         for view in due {
-            let span = tracing::info_span!("alert_timer", alert_id = %view.id);
-            let _enter = span.enter();
+            match self.timer_step(&view, now).await {
+                Ok(true) => changed += 1,
+                Ok(false) => {}
+                // One alert that cannot be handled must not stop the others.
+                Err(e) => tracing::warn!(alert_id = %view.id, error = %e, "alert timer failed"),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Runs the expired timer of one alert; true when it changed the alert.
+    async fn timer_step(&self, view: &AlertView, now: i64) -> Result<bool, AlertsError> {
+        {
             let status = view.status()?;
             let roster = self.roster();
             let mut change = AlertChange {
                 actor: Some("system".into()),
                 ..AlertChange::default()
             };
-            match lifecycle::on_timer(status, view.level) {
-                Timer::Route => {
-                    let route = roster.primary(view.area_id.as_deref(), now);
-                    change.action = "routed".into();
-                    change.detail = Some(route.detail);
-                    change.set_text("status", Some(Status::Routed.as_str().into()));
-                    change.set_int("level", Some(if route.team_id.is_some() { 0 } else { 2 }));
-                    change.set_text("team_id", route.team_id);
-                    change.set_int("routed_at", Some(now));
-                    change.set_int("escalate_at", Some(now + self.timings.ack_ms));
-                }
-                Timer::Escalate { level } => {
-                    let (level, detail) = if level == 1 {
-                        let next =
-                            roster.next(view.team_id.as_deref(), view.area_id.as_deref(), now);
-                        match next.team_id {
-                            Some(team) => {
-                                change.set_text("escalated_team_id", Some(team));
-                                (1, next.detail)
-                            }
-                            None => (2, next.detail),
-                        }
-                    } else if view.level >= 2 {
-                        (
-                            2,
-                            "still not acknowledged: reminder to everybody who has it".into(),
-                        )
-                    } else {
-                        (2, "not acknowledged: to the supervisors".into())
-                    };
-                    change.action = if view.level >= 2 {
-                        "reminder"
-                    } else {
-                        "escalated"
-                    }
-                    .into();
-                    change.audit = Some("alert.escalated".into());
-                    change.detail = Some(detail);
-                    change.set_int("level", Some(level.into()));
-                    change.set_int("escalate_at", Some(now + self.timings.ack_ms));
-                    metrics::counter!("etahoiva_alert_escalations_total").increment(1);
-                }
-                Timer::Stalled => {
-                    change.action = "stalled".into();
-                    change.audit = Some("alert.stalled".into());
-                    change.detail = Some(format!(
-                        "no progress for {} min: shown to the supervisors",
-                        self.timings.stall_ms / 60_000
-                    ));
-                    change.set_int("level", Some(view.level.max(2).into()));
-                    change.set_int("escalate_at", Some(now + self.timings.stall_ms));
-                }
-                Timer::Clear => {
-                    change.action = "timer_cleared".into();
+            let back_online = view.kind() == Some(Kind::TerminalSilent)
+                && view
+                    .device_id
+                    .as_deref()
+                    .is_some_and(|d| self.devices.presence(d).is_some());
+            let timer = if back_online && status.is_unacknowledged() {
+                None
+            } else {
+                Some(lifecycle::on_timer(status, view.level))
+            };
+            match timer {
+                None => {
+                    change.action = "resolve".into();
+                    change.audit = Some("alert.resolve".into());
+                    change.detail = Some("the terminal is connected again".into());
+                    change.set_text("status", Some(Status::Resolved.as_str().into()));
+                    change.set_int("closed_at", Some(now));
+                    change.set_text("outcome", Some("connection_restored".into()));
                     change.set_int("escalate_at", None);
                 }
+                Some(timer) => match timer {
+                    Timer::Route => {
+                        let route = roster.primary(view.area_id.as_deref(), now);
+                        change.action = "routed".into();
+                        change.detail = Some(route.detail);
+                        change.set_text("status", Some(Status::Routed.as_str().into()));
+                        change.set_int("level", Some(if route.team_id.is_some() { 0 } else { 2 }));
+                        change.set_text("team_id", route.team_id);
+                        change.set_int("routed_at", Some(now));
+                        change.set_int("escalate_at", Some(now + self.timings.ack_ms));
+                    }
+                    Timer::Escalate { level } => {
+                        let (level, detail) = if level == 1 {
+                            let next =
+                                roster.next(view.team_id.as_deref(), view.area_id.as_deref(), now);
+                            match next.team_id {
+                                Some(team) => {
+                                    change.set_text("escalated_team_id", Some(team));
+                                    (1, next.detail)
+                                }
+                                None => (2, next.detail),
+                            }
+                        } else if view.level >= 2 {
+                            (
+                                2,
+                                "still not acknowledged: reminder to everybody who has it".into(),
+                            )
+                        } else {
+                            (2, "not acknowledged: to the supervisors".into())
+                        };
+                        change.action = if view.level >= 2 {
+                            "reminder"
+                        } else {
+                            "escalated"
+                        }
+                        .into();
+                        change.audit = Some("alert.escalated".into());
+                        change.detail = Some(detail);
+                        change.set_int("level", Some(level.into()));
+                        change.set_int("escalate_at", Some(now + self.timings.ack_ms));
+                        metrics::counter!("etahoiva_alert_escalations_total").increment(1);
+                    }
+                    Timer::Stalled => {
+                        change.action = "stalled".into();
+                        change.audit = Some("alert.stalled".into());
+                        change.detail = Some(format!(
+                            "no progress for {} min: shown to the supervisors",
+                            self.timings.stall_ms / 60_000
+                        ));
+                        change.set_int("level", Some(view.level.max(2).into()));
+                        change.set_int("escalate_at", Some(now + self.timings.stall_ms));
+                    }
+                    Timer::Clear => {
+                        change.action = "timer_cleared".into();
+                        change.set_int("escalate_at", None);
+                    }
+                },
             }
             if self
                 .store
                 .change_alert(&view.id, view.updated_at, now, &change)
                 .await?
             {
-                changed += 1;
-                tracing::info!(action = %change.action, "alert timer");
+                tracing::info!(alert_id = %view.id, action = %change.action, "alert timer");
                 if let Ok(view) = self.store.alert_view(&view.id).await {
                     self.publish(view, Vec::new()).await;
                 }
+                return Ok(true);
             }
+            Ok(false)
         }
-        Ok(changed)
     }
 
     /// One supervision pass: every terminal silent for longer than its
@@ -445,9 +502,8 @@ impl Engine {
     /// A terminal came back: its open silence alert closes if nobody has
     /// taken it yet (else its timeline says so); the terminal is told where
     /// its open alarms are and gets the notices waiting for the client.
+    #[tracing::instrument(skip(self))]
     pub async fn device_connected(&self, device_id: &str, protocol: u32) {
-        let span = tracing::info_span!("device_back", device_id);
-        let _enter = span.enter();
         let now = now_ms();
         // Open alarms, and those closed lately so a terminal that was away
         // stops saying help is on the way.
@@ -479,18 +535,42 @@ impl Engine {
                     change.set_text("outcome", Some("connection_restored".into()));
                     change.set_int("escalate_at", None);
                 }
-                match self
-                    .store
-                    .change_alert(&view.id, view.updated_at, now, &change)
-                    .await
-                {
-                    Ok(true) => {
-                        if let Ok(view) = self.store.alert_view(&view.id).await {
-                            let _ = self.live.send(Arc::new(view));
+                // The timer may move the alert at the same moment: read again and retry.
+                let mut current = view.clone();
+                for _ in 0..3 {
+                    match self
+                        .store
+                        .change_alert(&current.id, current.updated_at, now, &change)
+                        .await
+                    {
+                        Ok(true) => {
+                            if let Ok(view) = self.store.alert_view(&current.id).await {
+                                let _ = self.live.send(Arc::new(view));
+                            }
+                            break;
+                        }
+                        Ok(false) => match self.store.alert_view(&current.id).await {
+                            Ok(again) if again.status().is_ok_and(|s| s.is_open()) => {
+                                if change.action == "resolve"
+                                    && !again.status().is_ok_and(|s| s.is_unacknowledged())
+                                {
+                                    // Somebody took it meanwhile: only note the return.
+                                    change = AlertChange {
+                                        actor: Some("system".into()),
+                                        action: "back_online".into(),
+                                        detail: Some("the terminal is connected again".into()),
+                                        ..AlertChange::default()
+                                    };
+                                }
+                                current = again;
+                            }
+                            _ => break,
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot note the terminal's return");
+                            break;
                         }
                     }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot note the terminal's return"),
                 }
             } else if protocol >= 3 && view.kind().is_some_and(Kind::is_alarm) {
                 self.tell_terminal(device_id, &view.id, status, Vec::new(), view.updated_at)

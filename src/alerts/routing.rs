@@ -73,7 +73,11 @@ pub fn parse_time(s: &str) -> Result<Time, String> {
 #[derive(Clone, Debug)]
 pub struct Roster {
     pub teams: Vec<RosterTeam>,
+    /// Periods on duty that have not long ended.
     pub duty: Vec<Duty>,
+    /// Teams with any roster at all, past ones included: a team without
+    /// one is on call always, a team whose roster ran out is not.
+    pub rostered: std::collections::HashSet<String>,
     pub hours: ServiceHours,
 }
 
@@ -114,7 +118,7 @@ impl Roster {
         };
         of_area()
             .find(|t| self.on_duty(&t.id, now))
-            .or_else(|| of_area().find(|t| !self.duty.iter().any(|d| d.team_id == t.id)))
+            .or_else(|| of_area().find(|t| !self.rostered.contains(&t.id)))
     }
 
     /// The first team for a new alert of a client in `area`.
@@ -190,6 +194,15 @@ impl Roster {
                 detail: "not acknowledged and no other team: to the supervisors".into(),
             },
         }
+    }
+
+    /// A patrol team of the area whether on duty or not, else any patrol:
+    /// where an unclear situation goes when no roster has anybody on duty.
+    pub fn any_patrol(&self, area: Option<&str>) -> Option<&RosterTeam> {
+        let patrols = || self.teams.iter().filter(|t| t.kind == TeamKind::Patrol);
+        patrols()
+            .find(|t| area.is_some() && t.area_id.as_deref() == area)
+            .or_else(|| patrols().next())
     }
 
     /// The patrol a dispatch goes to: the one named, or the area's on duty.
@@ -270,6 +283,10 @@ mod tests {
                     ends_at: at(55),
                 },
             ],
+            rostered: ["lesti", "perho", "lesti2"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
             hours: ServiceHours::parse("07:00", "21:00", TimeZone::get("Europe/Helsinki").unwrap())
                 .unwrap(),
         }

@@ -2,6 +2,7 @@
 //! its lifecycle, the answer-time report, the live feed over WebSocket and
 //! the notices waiting for delivery.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -10,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiJson, ApiQuery, ErrorBody};
@@ -163,8 +165,12 @@ pub async fn alert_action(
         return Err(ApiError::NotFound("alert"));
     }
     let span = tracing::info_span!("alert_action", alert_id = %id, user_id = %session.user.id, action = action.name());
-    let _enter = span.enter();
-    match state.alerts.act(&id, &session.user.id, &action).await {
+    match state
+        .alerts
+        .act(&id, &session.user.id, &action)
+        .instrument(span)
+        .await
+    {
         Ok(view) => Ok(ApiJson(view)),
         Err(e) => {
             tracing::info!(error = %e, "alert action refused");
@@ -332,9 +338,10 @@ pub async fn live(
         tracing::warn!(user_id = %session.user.id, "live feed refused: foreign origin");
         return Err(ApiError::Forbidden);
     }
+    let token_hash = crate::auth::request_token(&headers).map(|t| crate::auth::token_hash(&t));
     Ok(upgrade
         .max_message_size(LIVE_MAX_FRAME)
-        .on_upgrade(move |socket| live_session(state, session, socket)))
+        .on_upgrade(move |socket| live_session(state, session, token_hash, socket)))
 }
 
 /// A WebSocket from a page must come from this hub's own pages (a cookie
@@ -353,17 +360,38 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
 }
 
-async fn live_session(state: AppState, session: SessionUser, mut socket: WebSocket) {
-    let span = tracing::info_span!("alert_feed", user_id = %session.user.id);
-    let _enter = span.enter();
+async fn live_session(
+    state: AppState,
+    session: SessionUser,
+    token_hash: Option<String>,
+    mut socket: WebSocket,
+) {
     metrics::gauge!("etahoiva_alert_feeds").increment(1.0);
+    let span = tracing::info_span!("alert_feed", user_id = %session.user.id);
+    live_loop(&state, session, token_hash, &mut socket)
+        .instrument(span)
+        .await;
+    metrics::gauge!("etahoiva_alert_feeds").decrement(1.0);
+}
+
+/// The feed of one connection. It ends (and the client reconnects and gets
+/// a fresh snapshot) rather than go on with anything it cannot vouch for:
+/// an unreadable team list, an ended session, a failed send.
+async fn live_loop(
+    state: &AppState,
+    mut session: SessionUser,
+    token_hash: Option<String>,
+    socket: &mut WebSocket,
+) {
     let mut rx = state.alerts.subscribe();
-    let mut teams = state
-        .store
-        .user_teams(&session.user.id)
-        .await
-        .unwrap_or_default();
-    let mut alive = send_snapshot(&state, &session, &teams, &mut socket).await;
+    let Ok(mut teams) = state.store.user_teams(&session.user.id).await else {
+        tracing::warn!("cannot read the user's teams; closing the feed");
+        return;
+    };
+    // Alerts this connection has shown: when one leaves the user's view
+    // (dispatched elsewhere), a snapshot takes it off the screen.
+    let mut shown: HashSet<String> = HashSet::new();
+    let mut alive = send_snapshot(state, &session, &teams, socket, &mut shown).await;
     let mut ping = tokio::time::interval(LIVE_PING);
     ping.tick().await;
     while alive {
@@ -371,17 +399,48 @@ async fn live_session(state: AppState, session: SessionUser, mut socket: WebSock
             change = rx.recv() => match change {
                 Ok(view) => {
                     if may_see(&view, &session, &teams) {
-                        alive = send_json(&mut socket, &LiveOut::Alert { alert: &view }).await;
+                        shown.insert(view.id.clone());
+                        alive = send_json(socket, &LiveOut::Alert { alert: &view }).await;
+                    } else if shown.contains(&view.id) {
+                        alive = send_snapshot(state, &session, &teams, socket, &mut shown).await;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "live feed fell behind; sending a fresh snapshot");
-                    alive = send_snapshot(&state, &session, &teams, &mut socket).await;
+                    alive = send_snapshot(state, &session, &teams, socket, &mut shown).await;
                 }
                 Err(RecvError::Closed) => break,
             },
             _ = ping.tick() => {
-                alive = send_json(&mut socket, &LiveOut::Ping { server_time: now_ms() }).await;
+                // The session may have ended and the teams changed meanwhile.
+                if let Some(hash) = &token_hash {
+                    match state.store.session_user(hash, now_ms()).await {
+                        Ok(Some(current)) => session = current,
+                        Ok(None) => {
+                            tracing::info!("session ended; closing the feed");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot check the session; closing the feed");
+                            break;
+                        }
+                    }
+                }
+                match state.store.user_teams(&session.user.id).await {
+                    Ok(now_teams) => {
+                        if now_teams != teams {
+                            teams = now_teams;
+                            alive = send_snapshot(state, &session, &teams, socket, &mut shown).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the user's teams; closing the feed");
+                        break;
+                    }
+                }
+                if alive {
+                    alive = send_json(socket, &LiveOut::Ping { server_time: now_ms() }).await;
+                }
             }
             frame = socket.recv() => match frame {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<LiveIn>(text.as_str()) {
@@ -396,10 +455,13 @@ async fn live_session(state: AppState, session: SessionUser, mut socket: WebSock
                             }
                         }
                     }
-                    Ok(LiveIn::Resync) => {
-                        teams = state.store.user_teams(&session.user.id).await.unwrap_or(teams);
-                        alive = send_snapshot(&state, &session, &teams, &mut socket).await;
-                    }
+                    Ok(LiveIn::Resync) => match state.store.user_teams(&session.user.id).await {
+                        Ok(now_teams) => {
+                            teams = now_teams;
+                            alive = send_snapshot(state, &session, &teams, socket, &mut shown).await;
+                        }
+                        Err(_) => break,
+                    },
                     Err(e) => {
                         tracing::debug!(error = %e, "bad frame on the live feed");
                         let _ = socket
@@ -416,7 +478,6 @@ async fn live_session(state: AppState, session: SessionUser, mut socket: WebSock
             },
         }
     }
-    metrics::gauge!("etahoiva_alert_feeds").decrement(1.0);
 }
 
 async fn send_json(socket: &mut WebSocket, message: &LiveOut<'_>) -> bool {
@@ -431,6 +492,7 @@ async fn send_snapshot(
     session: &SessionUser,
     teams: &[String],
     socket: &mut WebSocket,
+    shown: &mut HashSet<String>,
 ) -> bool {
     match state.store.open_alerts().await {
         Ok(all) => {
@@ -438,6 +500,7 @@ async fn send_snapshot(
                 .into_iter()
                 .filter(|a| may_see(a, session, teams))
                 .collect();
+            *shown = mine.iter().map(|a| a.id.clone()).collect();
             send_json(
                 socket,
                 &LiveOut::Snapshot {

@@ -264,7 +264,10 @@ async fn run(state: AppState, device: DeviceRecord, address: String, mut socket:
     }
 
     if alive {
-        state.alerts.device_connected(&device.id, protocol).await;
+        // Queued to the link, which starts reading its queue below.
+        let alerts = state.alerts.clone();
+        let device_id = device.id.clone();
+        tokio::spawn(async move { alerts.device_connected(&device_id, protocol).await });
     }
 
     // 3. Frames until the terminal goes, goes silent, or is told to go.

@@ -253,13 +253,14 @@ impl Store {
             let mut tx = pool.begin().await?;
             let mut out = Vec::with_capacity(batch.len());
             for input in batch {
+                let key = stored_key(&input.event.key);
                 let detail = input.event.detail.to_string();
                 let inserted = sqlx::query(
                     "INSERT INTO device_events (device_id, event_key, kind, occurred_at, received_at, detail) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, event_key) DO NOTHING",
                 )
                 .bind(&input.device_id)
-                .bind(&input.event.key)
+                .bind(&key)
                 .bind(input.event.kind.as_str())
                 .bind(input.event.occurred_at)
                 .bind(now)
@@ -272,39 +273,50 @@ impl Store {
                         "SELECT alert_id FROM device_events WHERE device_id = $1 AND event_key = $2",
                     )
                     .bind(&input.device_id)
-                    .bind(&input.event.key)
+                    .bind(&key)
                     .fetch_optional(&mut *tx)
                     .await?
                     .flatten();
                     out.push(Intake::Duplicate(alert));
                     continue;
                 }
-                let open = sqlx::query_as::<_, (String, String, i64)>(&format!(
-                    "SELECT id, priority, updated_at FROM alerts WHERE device_id = $1 AND closed_at IS NULL \
+                let open = sqlx::query_as::<_, (String, String)>(&format!(
+                    "SELECT id, priority FROM alerts WHERE device_id = $1 AND closed_at IS NULL \
                      AND kind IN {ALARM_KINDS} AND last_raised_at >= $2 ORDER BY last_raised_at DESC LIMIT 1"
                 ))
                 .bind(&input.device_id)
                 .bind(now - rules.merge_ms)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let (alert_id, intake) = if let Some((id, priority, updated)) = open {
+                // The alert may have closed since it was read (PostgreSQL reads
+                // committed data): the update then changes nothing and the
+                // press becomes an alert of its own.
+                let mut merged_into = None;
+                if let Some((id, priority)) = open {
                     let priority = Priority::parse(&priority).unwrap_or(Priority::High).max(input.priority);
-                    sqlx::query(
-                        "UPDATE alerts SET count = count + 1, last_raised_at = $1, priority = $2, updated_at = $3 WHERE id = $4",
+                    let merged = sqlx::query(
+                        "UPDATE alerts SET count = count + 1, last_raised_at = $1, priority = $2, \
+                         updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1 ELSE $1 END \
+                         WHERE id = $3 AND closed_at IS NULL",
                     )
                     .bind(now)
                     .bind(priority.as_str())
-                    .bind(next_stamp(updated, now))
                     .bind(&id)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                    if merged == 1 {
+                        merged_into = Some(id);
+                    }
+                }
+                let (alert_id, intake) = if let Some(id) = merged_into {
                     sqlx::query(
                         "INSERT INTO alert_events (alert_id, at, actor, action, status, detail) \
                          SELECT id, $1, $2, 'merged', status, $3 FROM alerts WHERE id = $4",
                     )
                     .bind(now)
                     .bind(&input.device_id)
-                    .bind(format!("{} {}", input.kind.as_str(), input.event.key))
+                    .bind(format!("{} {}", input.kind.as_str(), key))
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
@@ -330,7 +342,7 @@ impl Store {
                     .bind(input.priority.as_str())
                     .bind(&input.client_id)
                     .bind(&input.device_id)
-                    .bind(format!("event:{}:{}", input.device_id, input.event.key))
+                    .bind(format!("event:{}:{}", input.device_id, key))
                     .bind(now)
                     .bind(event_text(&input.event))
                     .bind(&r.team_id)
@@ -348,7 +360,7 @@ impl Store {
                     .bind(format!(
                         "{} {}; pressed on the terminal at {}",
                         input.kind.as_str(),
-                        input.event.key,
+                        key,
                         input.event.occurred_at
                     ))
                     .bind(&r.detail)
@@ -359,7 +371,7 @@ impl Store {
                 sqlx::query("UPDATE device_events SET alert_id = $1 WHERE device_id = $2 AND event_key = $3")
                     .bind(&alert_id)
                     .bind(&input.device_id)
-                    .bind(&input.event.key)
+                    .bind(&key)
                     .execute(&mut *tx)
                     .await?;
                 out.push(intake);
@@ -652,8 +664,15 @@ impl Store {
     }
 
     /// Teams and rosters still running or to come, for routing.
-    pub async fn roster(&self, since: i64) -> StoreResult<(Vec<RosterTeam>, Vec<Duty>)> {
-        let (teams, duty) = with_pool!(self, pool => async {
+    pub async fn roster(
+        &self,
+        since: i64,
+    ) -> StoreResult<(
+        Vec<RosterTeam>,
+        Vec<Duty>,
+        std::collections::HashSet<String>,
+    )> {
+        let (teams, duty, rostered) = with_pool!(self, pool => async {
             let teams = sqlx::query_as::<_, (String, String, String, Option<String>, Option<String>)>(
                 "SELECT id, name, kind, area_id, escalates_to FROM teams ORDER BY name",
             )
@@ -665,7 +684,10 @@ impl Store {
             .bind(since)
             .fetch_all(pool)
             .await?;
-            Ok::<_, sqlx::Error>((teams, duty))
+            let rostered = sqlx::query_scalar::<_, String>("SELECT DISTINCT team_id FROM team_duty")
+                .fetch_all(pool)
+                .await?;
+            Ok::<_, sqlx::Error>((teams, duty, rostered))
         }
         .await)
         .map_err(|e| StoreError::from_sqlx(e, "team"))?;
@@ -691,7 +713,7 @@ impl Store {
                 ends_at,
             })
             .collect();
-        Ok((teams, duty))
+        Ok((teams, duty, rostered.into_iter().collect()))
     }
 
     /// Terminals bound to a client, with the client's supervision settings.
@@ -767,6 +789,19 @@ impl Store {
     }
 }
 
+/// The key an event is stored under: the terminal's own, unless it is too
+/// long for an index or holds control characters (which PostgreSQL text
+/// refuses); then a digest of it, the same for every resend.
+pub(crate) fn stored_key(key: &str) -> String {
+    if key.len() <= 200 && !key.chars().any(char::is_control) {
+        return key.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("h:{hex}")
+}
+
 /// The alert's detail from a terminal event: the input's message, else the detail.
 fn event_text(event: &etahoiva_proto::Event) -> String {
     let message = event.detail.get("message").and_then(|m| m.as_str());
@@ -779,6 +814,7 @@ fn event_text(event: &etahoiva_proto::Event) -> String {
         (None, None) => event.detail.to_string(),
     }
     .chars()
+    .filter(|c| !c.is_control() || *c == '\n')
     .take(500)
     .collect()
 }

@@ -225,12 +225,13 @@ impl Store {
         event: &etahoiva_proto::Event,
     ) -> StoreResult<bool> {
         let detail = event.detail.to_string();
+        let key = super::alerts::stored_key(&event.key);
         execute!(self, pool => sqlx::query(
             "INSERT INTO device_events (device_id, event_key, kind, occurred_at, received_at, detail) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, event_key) DO NOTHING",
         )
         .bind(device_id)
-        .bind(&event.key)
+        .bind(&key)
         .bind(event.kind.as_str())
         .bind(event.occurred_at)
         .bind(now_ms())
