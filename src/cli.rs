@@ -112,6 +112,8 @@ pub enum BenchCommand {
     Link(crate::bench::LinkBenchArgs),
     /// Generate and assign a national-size visit schedule and measure it.
     Schedule(crate::bench::schedule::ScheduleBenchArgs),
+    /// Send a burst of alarms from many connected terminals and measure delivery to the patrol.
+    Alarms(crate::bench::alarms::AlarmBenchArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -53,6 +53,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(BenchCommand::Alarms(args)) => {
+            telemetry::init_logging(etahoiva::settings::LogFormat::Pretty, "warn");
+            let report = etahoiva::bench::alarms::run(args.clone()).await?;
+            if !report.ok {
+                anyhow::bail!(
+                    "{} of {} alarms sent, {} delivered to the patrol, {} stored, {} duplicates, {} stray alerts",
+                    report.sent,
+                    report.alarms,
+                    report.delivered,
+                    report.stored,
+                    report.duplicates,
+                    report.stray_alerts
+                );
+            }
+            Ok(())
+        }
         Command::Hub(serve) => {
             etahoiva::bench::raise_open_files_limit();
             let settings = Settings::load(cli.config.as_deref(), &cli.overrides(Some(serve)))?;

@@ -32,3 +32,38 @@ fn bench_link_connects_every_terminal_and_prints_a_summary() {
         .expect("heartbeat count in the summary");
     assert!(heartbeats >= 25, "{out}");
 }
+
+#[test]
+fn bench_alarms_delivers_every_alarm_to_the_patrol_and_stores_it_once() {
+    let (ok, out, err) = common::run_cli(
+        &[
+            "bench",
+            "alarms",
+            "--terminals",
+            "50",
+            "--alarms",
+            "20",
+            "--burst-secs",
+            "0.5",
+            "--heartbeat-secs",
+            "5",
+            "--json",
+        ],
+        None,
+        &[],
+    );
+    assert!(ok, "bench failed: {out} {err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(report["connected"], 50, "{out}");
+    assert_eq!(report["sent"], 20, "{out}");
+    assert_eq!(report["acked"], 20, "{out}");
+    assert_eq!(report["delivered"], 20, "{out}");
+    assert_eq!(report["stored"], 20, "{out}");
+    assert_eq!(report["duplicates"], 0, "{out}");
+    assert_eq!(report["stray_alerts"], 0, "{out}");
+    assert_eq!(report["feed_messages"], 20, "{out}");
+    assert_eq!(report["ok"], true, "{out}");
+    let p50 = report["delivery_p50_ms"].as_f64().expect("p50");
+    let max = report["delivery_max_ms"].as_f64().expect("max");
+    assert!(p50 > 0.0 && p50 <= max, "{out}");
+}

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::devices::identity::DeviceCa;
 use crate::store::{NewDevice, Store};
 
+pub mod alarms;
 pub mod schedule;
 use etahoiva_proto::{decode, encode, EdgeToHub, HubToEdge, PROTOCOL_VERSION};
 
@@ -65,8 +66,10 @@ pub struct LinkBenchReport {
     pub still_connected: usize,
 }
 
-struct Identity {
-    device_id: String,
+/// A simulated terminal's identity: its id and a TLS client configuration
+/// holding its certificate.
+pub(crate) struct Identity {
+    pub(crate) device_id: String,
     config: Arc<rustls::ClientConfig>,
 }
 
@@ -97,7 +100,7 @@ pub(crate) fn proc_field_kb(pid: u32, field: &str) -> Option<f64> {
 }
 
 /// User plus system CPU time of a process, in seconds.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')')?.1;
@@ -120,7 +123,7 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn client_config(
+pub(crate) fn client_config(
     roots: &rustls::RootCertStore,
     cert_pem: &str,
     key_pem: &str,
@@ -135,19 +138,29 @@ fn client_config(
     Ok(Arc::new(config))
 }
 
-/// Registers `count` terminals in the store and issues their certificates.
-async fn provision(
-    data_dir: &Path,
-    count: usize,
-    heartbeat_secs: u64,
-) -> anyhow::Result<Vec<Identity>> {
+/// The development CA of the hub in `data_dir` (created if missing), as
+/// trust roots for clients of its listeners.
+pub(crate) fn hub_roots(data_dir: &Path) -> anyhow::Result<rustls::RootCertStore> {
     crate::tls::ensure_files(None, data_dir, std::net::Ipv4Addr::LOCALHOST.into())?;
     let mut roots = rustls::RootCertStore::empty();
     let hub_ca = std::fs::read_to_string(data_dir.join("tls/ca.pem"))?;
     for cert in CertificateDer::pem_slice_iter(hub_ca.as_bytes()) {
         roots.add(cert?)?;
     }
-    let store = Store::open(None, data_dir).await?;
+    Ok(roots)
+}
+
+/// Registers `count` terminals in the store and issues their certificates.
+/// Terminal `i` is bound to client `clients[i]` when there is one.
+pub(crate) async fn provision(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    count: usize,
+    heartbeat_secs: u64,
+    clients: &[String],
+) -> anyhow::Result<Vec<Identity>> {
+    let roots = hub_roots(data_dir)?;
+    let store = Store::open(database_url, data_dir).await?;
     let ca = DeviceCa::load_or_create(data_dir)?;
     let settings = serde_json::json!({ "heartbeat_secs": heartbeat_secs }).to_string();
     let progress = bar(count as u64, "provisioning");
@@ -159,7 +172,7 @@ async fn provision(
             .create_device(&NewDevice {
                 id: device_id.clone(),
                 name: format!("bench terminal {}", i + 1),
-                client_id: None,
+                client_id: clients.get(i).cloned(),
                 cert_fingerprint: issued.fingerprint.clone(),
                 cert_not_after: issued.not_after_ms,
                 settings_json: settings.clone(),
@@ -177,35 +190,67 @@ async fn provision(
 }
 
 /// The hub under test, as its own process.
-struct HubChild {
-    child: tokio::process::Child,
-    pid: u32,
-    link_addr: String,
+pub(crate) struct HubChild {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) pid: u32,
+    /// `host:port` of the HTTPS listener (API and consoles).
+    pub(crate) api_addr: String,
+    /// `host:port` of the terminal link.
+    pub(crate) link_addr: String,
+}
+
+/// How to run the hub under test beyond the defaults.
+#[derive(Default)]
+pub(crate) struct HubOptions {
+    /// PostgreSQL instead of SQLite in the data directory.
+    pub(crate) database_url: Option<String>,
+    /// More `ETAHOIVA_*` settings.
+    pub(crate) env: Vec<(&'static str, String)>,
+    /// Write the hub's log here instead of this process's standard error.
+    pub(crate) log_file: Option<PathBuf>,
 }
 
 async fn start_hub(data_dir: &Path) -> anyhow::Result<HubChild> {
+    start_hub_with(data_dir, &HubOptions::default()).await
+}
+
+pub(crate) async fn start_hub_with(
+    data_dir: &Path,
+    options: &HubOptions,
+) -> anyhow::Result<HubChild> {
     let exe = std::env::current_exe().context("cannot find the etahoiva binary")?;
-    let mut child = tokio::process::Command::new(exe)
+    let mut command = tokio::process::Command::new(exe);
+    command
         .arg("hub")
         .args(["--listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("DATABASE_URL")
         .env("ETAHOIVA_LOG", "warn")
+        .envs(options.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the hub")?;
+        .kill_on_drop(true);
+    if let Some(url) = &options.database_url {
+        command.env("DATABASE_URL", url);
+    }
+    if let Some(path) = &options.log_file {
+        command.stderr(std::fs::File::create(path).context("cannot create the hub's log")?);
+    }
+    let mut child = command.spawn().context("cannot start the hub")?;
     let pid = child.id().context("the hub exited at once")?;
     let stdout = child.stdout.take().context("no hub output")?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut api_addr = String::new();
     loop {
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
             .await
             .context("the hub did not start in 60 s")??
             .context("the hub exited before listening")?;
+        if let Some(url) = line.strip_prefix("Etahoiva hub listening on https://") {
+            api_addr = url.trim().to_string();
+        }
         if let Some(url) = line.strip_prefix("Terminal link on wss://") {
             let link_addr = url.split('/').next().unwrap_or_default().to_string();
             // Keep draining the hub's output so it never blocks on a full pipe.
@@ -213,16 +258,21 @@ async fn start_hub(data_dir: &Path) -> anyhow::Result<HubChild> {
             return Ok(HubChild {
                 child,
                 pid,
+                api_addr,
                 link_addr,
             });
         }
     }
 }
 
-type Link =
+pub(crate) type Link =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
-async fn connect_one(addr: &str, identity: &Identity, heartbeat_secs: u64) -> anyhow::Result<Link> {
+pub(crate) async fn connect_one(
+    addr: &str,
+    identity: &Identity,
+    heartbeat_secs: u64,
+) -> anyhow::Result<Link> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
@@ -252,17 +302,22 @@ async fn connect_one(addr: &str, identity: &Identity, heartbeat_secs: u64) -> an
     }
 }
 
+/// A terminal's heartbeat clock, at a random phase: real terminals are
+/// spread over the interval.
+pub(crate) fn heartbeat_ticker(heartbeat_secs: u64) -> tokio::time::Interval {
+    let period = Duration::from_secs(heartbeat_secs.max(1));
+    let offset = Duration::from_millis(rand::random::<u64>() % period.as_millis().max(1) as u64);
+    tokio::time::interval_at(tokio::time::Instant::now() + offset, period)
+}
+
 /// Keeps one terminal heartbeating until `stop`; true if it stayed connected.
-async fn keep_alive(
+pub(crate) async fn keep_alive(
     mut link: Link,
     heartbeat_secs: u64,
     sent: Arc<std::sync::atomic::AtomicU64>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> bool {
-    let period = Duration::from_secs(heartbeat_secs.max(1));
-    // Spread the terminals over the interval, as real ones are.
-    let offset = Duration::from_millis(rand::random::<u64>() % period.as_millis().max(1) as u64);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+    let mut tick = heartbeat_ticker(heartbeat_secs);
     let mut seq = 0u64;
     loop {
         tokio::select! {
@@ -293,6 +348,67 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// What connecting the terminals came to.
+pub(crate) struct Connected {
+    /// Connect time of each terminal that connected, in ms.
+    pub(crate) latencies_ms: Vec<f64>,
+    pub(crate) failures: Vec<String>,
+    pub(crate) total: Duration,
+}
+
+/// Connects every terminal, `concurrency` at a time, and hands each link
+/// with its terminal's index to `on_link` as soon as it is up (so it can
+/// start heartbeating while the others connect).
+pub(crate) async fn connect_all(
+    identities: Vec<Identity>,
+    link_addr: &str,
+    heartbeat_secs: u64,
+    concurrency: usize,
+    mut on_link: impl FnMut(usize, Link),
+) -> Connected {
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let progress = bar(identities.len() as u64, "connecting");
+    let started = Instant::now();
+    let mut connecting = tokio::task::JoinSet::new();
+    for (index, identity) in identities.into_iter().enumerate() {
+        let gate = gate.clone();
+        let addr = link_addr.to_string();
+        let progress = progress.clone();
+        connecting.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let begun = Instant::now();
+            let result = connect_one(&addr, &identity, heartbeat_secs).await;
+            progress.inc(1);
+            result.map(|link| (index, link, begun.elapsed()))
+        });
+    }
+    let mut latencies_ms = Vec::with_capacity(connecting.len());
+    let mut failures = Vec::new();
+    while let Some(joined) = connecting.join_next().await {
+        match joined {
+            Ok(Ok((index, link, took))) => {
+                latencies_ms.push(took.as_secs_f64() * 1000.0);
+                on_link(index, link);
+            }
+            Ok(Err(e)) => failures.push(e.to_string()),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let total = started.elapsed();
+    progress.finish();
+    if let Some(first) = failures.first() {
+        eprintln!(
+            "{} terminals failed to connect; first error: {first}",
+            failures.len()
+        );
+    }
+    Connected {
+        latencies_ms,
+        failures,
+        total,
+    }
+}
+
 /// Runs the benchmark and prints a summary table.
 pub async fn run_link(args: LinkBenchArgs) -> anyhow::Result<LinkBenchReport> {
     let open_files = raise_open_files_limit();
@@ -310,56 +426,32 @@ pub async fn run_link(args: LinkBenchArgs) -> anyhow::Result<LinkBenchReport> {
             temp.path().to_path_buf()
         }
     };
-    let identities = provision(&data_dir, args.terminals, args.heartbeat_secs).await?;
+    let identities = provision(&data_dir, None, args.terminals, args.heartbeat_secs, &[]).await?;
     let mut hub = start_hub(&data_dir).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_before = proc_field_kb(hub.pid, "VmRSS:").unwrap_or(0.0);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
-    let progress = bar(args.terminals as u64, "connecting");
-    let started = Instant::now();
-    let mut connecting = tokio::task::JoinSet::new();
-    for identity in identities {
-        let gate = gate.clone();
-        let addr = hub.link_addr.clone();
-        let heartbeat = args.heartbeat_secs;
-        let progress = progress.clone();
-        connecting.spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            let begun = Instant::now();
-            let result = connect_one(&addr, &identity, heartbeat).await;
-            progress.inc(1);
-            result.map(|link| (link, begun.elapsed()))
-        });
-    }
-    let mut latencies = Vec::with_capacity(args.terminals);
-    let mut failures = Vec::new();
     let mut alive = tokio::task::JoinSet::new();
-    while let Some(joined) = connecting.join_next().await {
-        match joined {
-            Ok(Ok((link, took))) => {
-                latencies.push(took.as_secs_f64() * 1000.0);
-                alive.spawn(keep_alive(
-                    link,
-                    args.heartbeat_secs,
-                    sent.clone(),
-                    stop_rx.clone(),
-                ));
-            }
-            Ok(Err(e)) => failures.push(e.to_string()),
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
-    let connect_total = started.elapsed();
-    progress.finish();
-    if let Some(first) = failures.first() {
-        eprintln!(
-            "{} terminals failed to connect; first error: {first}",
-            failures.len()
-        );
-    }
+    let connecting = connect_all(
+        identities,
+        &hub.link_addr,
+        args.heartbeat_secs,
+        args.concurrency,
+        |_, link| {
+            alive.spawn(keep_alive(
+                link,
+                args.heartbeat_secs,
+                sent.clone(),
+                stop_rx.clone(),
+            ));
+        },
+    )
+    .await;
+    let connect_total = connecting.total;
+    let mut latencies = connecting.latencies_ms;
+    let failures = connecting.failures;
 
     // Let the connection burst settle, then measure a steady state.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -435,7 +527,7 @@ pub(crate) fn tempfile_dir() -> anyhow::Result<TempDir> {
 pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
