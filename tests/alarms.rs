@@ -518,6 +518,22 @@ async fn the_patrol_feed_resynchronises_after_a_network_drop() {
         .expect("resync");
     assert_eq!(again["type"], "snapshot");
     assert_eq!(again["alerts"].as_array().unwrap().len(), 1);
+
+    // The nurse sends the neighbouring patrol instead: the alert leaves
+    // Pekka's phone (a fresh snapshot without it), it does not linger there.
+    let id = alerts[0]["id"].as_str().unwrap().to_string();
+    acted(
+        &w,
+        &w.nurse,
+        &id,
+        json!({"action": "dispatch", "team_id": w.perho_team}),
+    )
+    .await;
+    let gone = feed::next(&mut phone, Duration::from_secs(5))
+        .await
+        .expect("an update");
+    assert_eq!(gone["type"], "snapshot", "{gone}");
+    assert_eq!(gone["alerts"], json!([]));
 }
 
 #[tokio::test]
