@@ -252,6 +252,9 @@ async fn serve_tls(
                         continue;
                     }
                 };
+                // Small frames (alerts to patrol phones, acknowledgements to
+                // terminals) go out at once rather than wait for the peer's ACK.
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let router = router.clone();
                 let watcher = graceful.watcher();
