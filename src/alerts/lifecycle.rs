@@ -25,6 +25,8 @@ pub enum Contact {
 }
 
 impl Contact {
+    pub const ALL: [Contact; 3] = [Contact::Reached, Contact::NotReached, Contact::Unclear];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Contact::Reached => "reached",
@@ -34,9 +36,7 @@ impl Contact {
     }
 
     pub fn parse(s: &str) -> Option<Contact> {
-        [Contact::Reached, Contact::NotReached, Contact::Unclear]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        Contact::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 

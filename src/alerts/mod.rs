@@ -80,6 +80,9 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// From the most urgent.
+    pub const ALL: [Priority; 3] = [Priority::Critical, Priority::High, Priority::Normal];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::Normal => "normal",
@@ -89,9 +92,7 @@ impl Priority {
     }
 
     pub fn parse(s: &str) -> Option<Priority> {
-        [Priority::Normal, Priority::High, Priority::Critical]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
     /// The priority of an alarm from a terminal event: a fall, smoke or fire

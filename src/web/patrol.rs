@@ -16,6 +16,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{console_links, console_user, render, ConsoleLink};
+use crate::alerts::lifecycle::{Contact, Outcome};
+use crate::alerts::{Kind, Priority, Status};
 use crate::api::ApiError;
 use crate::i18n::Lang;
 use crate::startup::AppState;
@@ -29,34 +31,6 @@ const ICON_SVG: &str = include_str!("../../assets/patrol-icon.svg");
 /// The app's colours: the consoles' blue, and the dark splash behind it.
 const THEME_COLOUR: &str = "#0b5394";
 const BACKGROUND_COLOUR: &str = "#0d1b2a";
-
-pub const KINDS: [&str; 5] = [
-    "help_button",
-    "wristband",
-    "sensor",
-    "missed_visit",
-    "terminal_silent",
-];
-pub const PRIORITIES: [&str; 3] = ["critical", "high", "normal"];
-pub const STATUSES: [&str; 7] = [
-    "raised",
-    "routed",
-    "acknowledged",
-    "en_route",
-    "on_site",
-    "resolved",
-    "cancelled",
-];
-pub const OUTCOMES: [&str; 7] = [
-    "helped_remotely",
-    "helped_on_site",
-    "ambulance",
-    "false_alarm",
-    "no_need",
-    "connection_restored",
-    "other",
-];
-pub const CONTACTS: [&str; 3] = ["reached", "not_reached", "unclear"];
 
 /// Texts the scripts show, by key.
 const PATROL_TEXTS: &[&str] = &[
@@ -129,11 +103,11 @@ pub fn script_config(lang: Lang, user_id: &str, extra: &[(&str, Vec<&str>)]) -> 
         "me": "/api/v1/me",
         "login": "/login",
         "texts": texts,
-        "kinds": labels(lang, "kind", &KINDS),
-        "priorities": labels(lang, "priority", &PRIORITIES),
-        "statuses": labels(lang, "status", &STATUSES),
-        "outcomes": labels(lang, "outcome", &OUTCOMES),
-        "contacts": labels(lang, "contact", &CONTACTS),
+        "kinds": labels(lang, "kind", &Kind::ALL.map(Kind::as_str)),
+        "priorities": labels(lang, "priority", &Priority::ALL.map(Priority::as_str)),
+        "statuses": labels(lang, "status", &Status::ALL.map(Status::as_str)),
+        "outcomes": labels(lang, "outcome", &Outcome::ALL.map(Outcome::as_str)),
+        "contacts": labels(lang, "contact", &Contact::ALL.map(Contact::as_str)),
     });
     json_island(&config)
 }
@@ -150,9 +124,9 @@ pub fn json_island(value: &Value) -> String {
 
 /// Outcome codes with their labels, for the resolve forms.
 pub fn outcome_choices(lang: Lang) -> Vec<(&'static str, String)> {
-    OUTCOMES
+    Outcome::ALL
         .iter()
-        .map(|o| (*o, lang.t(&format!("alert.outcome.{o}"))))
+        .map(|o| (o.as_str(), lang.t(&format!("alert.outcome.{}", o.as_str()))))
         .collect()
 }
 
