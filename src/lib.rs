@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod calls;
 pub mod cli;
 pub mod demo;
 pub mod devices;

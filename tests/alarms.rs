@@ -700,3 +700,140 @@ async fn kill_9_of_the_hub_in_a_burst_keeps_every_alarm_once_and_the_timers_runn
     drop(edges);
     drop(dir);
 }
+
+#[tokio::test]
+async fn only_the_alarm_handler_may_open_the_camera_and_as_the_client_allows() {
+    let w = world(false, 120).await;
+    let (s, v) = call(
+        &w,
+        "PATCH",
+        &w.admin,
+        &format!("/api/v1/clients/{}", w.aino),
+        Some(json!({"alarm_video": "open_at_once"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = call(
+        &w,
+        "PATCH",
+        &w.admin,
+        &format!("/api/v1/clients/{}", w.aino),
+        Some(json!({"alarm_video": "always"})),
+    )
+    .await;
+    assert_eq!(s, 422, "unknown policy refused");
+    let bundle = terminal(&w, "Aino", &w.aino);
+    let edge = spawn_edge(&bundle);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            !open_alerts(&w, &w.pekka).await.is_empty()
+        })
+        .await
+    );
+    let id = open_alerts(&w, &w.pekka).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/alerts/{id}/call");
+
+    // The central unit's nurse is not handling this night alarm.
+    let (s, v) = call(&w, "POST", &w.nurse, &path, None).await;
+    assert_eq!(s, 403, "{v}");
+    // An administrator holds no care role at all.
+    let (s, _) = call(&w, "POST", &w.admin, &path, None).await;
+    assert_eq!(s, 403);
+    // The area's patrol handles it: the camera opens at once, as Aino allows.
+    let (s, opened) = call(&w, "POST", &w.pekka, &path, None).await;
+    assert_eq!(s, 200, "{opened}");
+    assert_eq!(opened["auto_answer"], true);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let state = edge.kiosk_state(&kiosk).await;
+            state["call"]["kind"] == "alarm" && state["call"]["state"] == "answered"
+        })
+        .await,
+        "the terminal answered the alarm call by itself: {}",
+        edge.kiosk_state(&kiosk).await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            actions(&alert(&w, &w.supervisor, &id).await).contains(&"call_update".to_string())
+        })
+        .await,
+        "the terminal's answer is on the alert's timeline"
+    );
+
+    // Once Pekka has taken it, it is his alone.
+    acted(&w, &w.pekka, &id, json!({"action": "acknowledge"})).await;
+    let (s, _) = call(&w, "POST", &w.supervisor, &path, None).await;
+    assert_eq!(s, 403, "not the handler");
+    // The client withdraws video on alarms.
+    call(
+        &w,
+        "PATCH",
+        &w.admin,
+        &format!("/api/v1/clients/{}", w.aino),
+        Some(json!({"alarm_video": "never"})),
+    )
+    .await;
+    let (s, v) = call(&w, "POST", &w.pekka, &path, None).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("policy"),
+        "{v}"
+    );
+    // Ring only: the terminal rings instead.
+    call(
+        &w,
+        "PATCH",
+        &w.admin,
+        &format!("/api/v1/clients/{}", w.aino),
+        Some(json!({"alarm_video": "ring"})),
+    )
+    .await;
+    let (s, v) = call(&w, "POST", &w.pekka, &path, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["auto_answer"], false);
+    // A closed alarm opens no camera.
+    acted(
+        &w,
+        &w.pekka,
+        &id,
+        json!({"action": "resolve", "outcome": "helped_remotely", "reason": "spoke with her"}),
+    )
+    .await;
+    let (s, _) = call(&w, "POST", &w.pekka, &path, None).await;
+    assert_eq!(s, 403, "alarm closed");
+
+    let audit = call(&w, "GET", &w.admin, "/api/v1/audit", None).await.1;
+    let entries: Vec<(String, String)> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_string(),
+                e["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let opened = entries.iter().filter(|(a, _)| a == "call.open").count();
+    let refused: Vec<&String> = entries
+        .iter()
+        .filter(|(a, _)| a == "call.refused")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(opened, 2, "{entries:?}");
+    for code in [
+        "alarm_not_handled_by_caller",
+        "alarm_video_never",
+        "alarm_closed",
+    ] {
+        assert!(
+            refused.iter().any(|d| d.starts_with(code)),
+            "{code}: {refused:?}"
+        );
+    }
+}

@@ -598,6 +598,37 @@ impl Engine {
         }
     }
 
+    /// Puts a step on the alert's timeline without changing it (a call to
+    /// the home, what the terminal did with it).
+    pub async fn note(
+        &self,
+        alert_id: &str,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), AlertsError> {
+        let change = AlertChange {
+            actor: Some(actor.to_string()),
+            action: action.to_string(),
+            detail: Some(detail.to_string()),
+            ..AlertChange::default()
+        };
+        for _ in 0..3 {
+            let view = self.store.alert_view(alert_id).await?;
+            if self
+                .store
+                .change_alert(alert_id, view.updated_at, now_ms(), &change)
+                .await?
+            {
+                if let Ok(view) = self.store.alert_view(alert_id).await {
+                    let _ = self.live.send(Arc::new(view));
+                }
+                return Ok(());
+            }
+        }
+        Err(AlertsError::Concurrent)
+    }
+
     /// Records that a user's device showed the alert (once per user).
     pub async fn seen(&self, alert_id: &str, user_id: &str) -> Result<(), AlertsError> {
         if self.store.alert_seen(alert_id, user_id, now_ms()).await? {

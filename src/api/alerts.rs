@@ -189,6 +189,48 @@ pub async fn alert_action(
     }
 }
 
+/// Open a video call to the home of an alarm. Only the person handling the
+/// alarm may (who took or answered it, or a member of a team it is routed
+/// or escalated to while nobody has taken it); the client's `alarm_video`
+/// policy decides whether the camera opens at once, the terminal rings, or
+/// no video is allowed. Granted and refused calls are audited.
+#[utoipa::path(
+    post,
+    path = "/alerts/{id}/call",
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The call was offered to the terminal", body = crate::calls::OpenedCall),
+        (status = 403, description = "Refused: not the handler, closed alarm, policy, terminal offline", body = ErrorBody),
+        (status = 404, description = "No such alert, or not one of yours", body = ErrorBody),
+    )
+)]
+pub async fn alarm_call(
+    State(state): State<AppState>,
+    RequireRole(session, ..): RequireRole<(Nurse, Patrol, Supervisor)>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<crate::calls::OpenedCall>, ApiError> {
+    let view = state.store.alert_view(&id).await?;
+    let teams = teams_of(&state, &session).await?;
+    if !may_see(&view, &session, &teams) {
+        return Err(ApiError::NotFound("alert"));
+    }
+    use crate::calls::CallError;
+    match crate::calls::alarm_call(&state, &id, &session).await {
+        Ok(call) => Ok(ApiJson(call)),
+        Err(CallError::Refused(refusal)) => Err(ApiError::Rejected {
+            status: StatusCode::FORBIDDEN,
+            message: refusal.to_string(),
+        }),
+        Err(CallError::NoTerminal) => Err(ApiError::Conflict(
+            "the alarm has no client terminal to call".into(),
+        )),
+        Err(CallError::Store(e)) => Err(e.into()),
+        Err(CallError::Alerts(e)) => Err(e.into()),
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {

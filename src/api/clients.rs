@@ -64,6 +64,10 @@ pub struct ClientInput {
     /// What a patrol or nurse must know on an alarm.
     #[serde(default)]
     pub care_notes: Option<String>,
+    /// What the staff handling an alarm may do with the camera: `never`,
+    /// `ring` (the client accepts; default) or `open_at_once`.
+    #[serde(default)]
+    pub alarm_video: Option<String>,
     /// The relative told of outages, and their phone number or e-mail.
     #[serde(default)]
     pub relative_name: Option<String>,
@@ -97,6 +101,10 @@ pub struct ClientPatch {
     /// What a patrol or nurse must know on an alarm.
     #[serde(default)]
     pub care_notes: Option<String>,
+    /// What the staff handling an alarm may do with the camera: `never`,
+    /// `ring` (the client accepts; default) or `open_at_once`.
+    #[serde(default)]
+    pub alarm_video: Option<String>,
     /// `null` clears the relative.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -108,11 +116,19 @@ pub struct ClientPatch {
 
 /// Checks the alarm details of a client given on create or change.
 fn check_alarm_details(
+    video: Option<&str>,
     class: Option<&str>,
     door: Option<&str>,
     notes: Option<&str>,
     relative: &[Option<&str>],
 ) -> Result<(), ApiError> {
+    if let Some(v) = video {
+        if crate::calls::rights::AlarmVideo::parse(v).is_none() {
+            return Err(ApiError::unprocessable(format!(
+                "alarm_video {v:?} is not one of never, ring, open_at_once"
+            )));
+        }
+    }
     if let Some(c) = class {
         if crate::alerts::supervision::SupervisionClass::parse(c).is_none() {
             return Err(ApiError::unprocessable(format!(
@@ -193,6 +209,7 @@ pub async fn create_client(
     }
     check_area(&state, &input.area_id).await?;
     check_alarm_details(
+        input.alarm_video.as_deref(),
         input.supervision_class.as_deref(),
         input.door_instructions.as_deref(),
         input.care_notes.as_deref(),
@@ -224,6 +241,7 @@ pub async fn create_client(
                 care_notes: input.care_notes,
                 relative_name: input.relative_name.map(Some),
                 relative_contact: input.relative_contact.map(Some),
+                alarm_video: input.alarm_video,
                 ..ClientChanges::default()
             },
         )
@@ -305,6 +323,7 @@ pub async fn patch_client(
         check_area(&state, area).await?;
     }
     check_alarm_details(
+        patch.alarm_video.as_deref(),
         patch.supervision_class.as_deref(),
         patch.door_instructions.as_deref(),
         patch.care_notes.as_deref(),
@@ -331,6 +350,7 @@ pub async fn patch_client(
                 care_notes: patch.care_notes,
                 relative_name: patch.relative_name,
                 relative_contact: patch.relative_contact,
+                alarm_video: patch.alarm_video,
             },
         )
         .await?;

@@ -73,6 +73,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::alert_report))
         .routes(routes!(alerts::get_alert))
         .routes(routes!(alerts::alert_action))
+        .routes(routes!(alerts::alarm_call))
         .routes(routes!(alerts::list_notices))
         .routes(routes!(alerts::notice_sent))
         .routes(routes!(org::list_clients, clients::create_client))

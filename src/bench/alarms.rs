@@ -412,6 +412,7 @@ async fn prepare_store(store: &Store, terminals: usize) -> anyhow::Result<Setup>
             care_notes: String::new(),
             relative_name: None,
             relative_contact: None,
+            alarm_video: "ring".into(),
         })
         .collect();
     let ids = clients.iter().map(|c| c.id.clone()).collect();

@@ -191,6 +191,7 @@ fn instance(
             care_notes: String::new(),
             relative_name: None,
             relative_contact: None,
+            alarm_video: "ring".into(),
         };
         for r in 0..args.rules {
             // A time where nurses work: inside a random shift, 30 min from its ends.

@@ -126,6 +126,13 @@ pub async fn terminal_update(
     call_id: &str,
     call_state: CallState,
 ) -> Result<(), ScheduleError> {
+    if crate::calls::alert_of_call(call_id).is_some() {
+        if let Err(e) = crate::calls::alarm_call_update(state, device_id, call_id, call_state).await
+        {
+            tracing::warn!(call_id, error = %e, "alarm call update not noted");
+        }
+        return Ok(());
+    }
     let Some(visit_id) = visit_of_call(call_id) else {
         return Ok(());
     };

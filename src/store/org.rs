@@ -87,6 +87,8 @@ pub struct Client {
     pub relative_name: Option<String>,
     /// The relative's phone number or e-mail address.
     pub relative_contact: Option<String>,
+    /// Video on alarms: `never`, `ring` (default) or `open_at_once`.
+    pub alarm_video: String,
 }
 
 #[derive(Clone, Debug)]
@@ -119,11 +121,12 @@ pub struct ClientChanges {
     /// `Some(None)` clears the relative.
     pub relative_name: Option<Option<String>>,
     pub relative_contact: Option<Option<String>>,
+    pub alarm_video: Option<String>,
 }
 
 const CLIENT_COLUMNS: &str = "id, name, language, area_id, address, time_zone, named_nurse_id, \
     consent_auto_answer, created_at, supervision_class, high_risk, door_instructions, care_notes, \
-    relative_name, relative_contact";
+    relative_name, relative_contact, alarm_video";
 
 impl Store {
     pub async fn create_area(&self, name: &str) -> StoreResult<Area> {
@@ -340,6 +343,7 @@ impl Store {
             care_notes: String::new(),
             relative_name: None,
             relative_contact: None,
+            alarm_video: "ring".into(),
         };
         execute!(self, pool => sqlx::query(
             "INSERT INTO clients (id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at) \
@@ -401,7 +405,8 @@ impl Store {
              supervision_class = COALESCE($10, supervision_class), high_risk = COALESCE($11, high_risk), \
              door_instructions = COALESCE($12, door_instructions), care_notes = COALESCE($13, care_notes), \
              relative_name = CASE WHEN $14 THEN $15 ELSE relative_name END, \
-             relative_contact = CASE WHEN $16 THEN $17 ELSE relative_contact END WHERE id = $1",
+             relative_contact = CASE WHEN $16 THEN $17 ELSE relative_contact END, \
+             alarm_video = COALESCE($18, alarm_video) WHERE id = $1",
         )
         .bind(id)
         .bind(&c.name)
@@ -420,6 +425,7 @@ impl Store {
         .bind(c.relative_name.clone().flatten())
         .bind(c.relative_contact.is_some())
         .bind(c.relative_contact.clone().flatten())
+        .bind(&c.alarm_video)
         .execute(pool)
         .await)
         .map_err(|e| StoreError::from_sqlx(e, "client"))?;
