@@ -56,6 +56,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "alarm_merge_secs",
     "alarm_stall_secs",
     "supervision_check_secs",
+    "call_auto_answer_margin_secs",
 ];
 
 /// Every setting of the hub. `Debug` and `redacted()` hide secrets.
@@ -118,6 +119,9 @@ pub struct Settings {
     pub alarm_stall_secs: u64,
     /// How often terminals' silence is checked against their supervision class.
     pub supervision_check_secs: u64,
+    /// The assigned nurse's call may open the camera by itself this many
+    /// seconds before or after the visit's window (with the client's consent).
+    pub call_auto_answer_margin_secs: u64,
 }
 
 impl Default for Settings {
@@ -151,6 +155,7 @@ impl Default for Settings {
             alarm_merge_secs: 300,
             alarm_stall_secs: 1800,
             supervision_check_secs: 10,
+            call_auto_answer_margin_secs: 0,
         }
     }
 }

@@ -892,4 +892,22 @@ async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts
         "{offers:?}"
     );
     assert!(offers.iter().any(|d| d.ends_with("ringing")), "{offers:?}");
+
+    // Without a care role nobody calls a home: refused before anything moves, and audited.
+    let (s, v) = act(&w, &w.admin, &id, json!({"action": "call"})).await;
+    assert_eq!(s, 403, "{v}");
+    let (_, audit) = get(&w, &w.admin, "/api/v1/audit").await;
+    assert!(
+        audit
+            .as_array()
+            .expect("audit")
+            .iter()
+            .any(|e| e["action"] == "call.refused"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("no_clinical_role purpose=visit"))),
+        "{audit}"
+    );
+    let (_, still) = get(&w, &anna, &format!("/api/v1/visits/{id}")).await;
+    assert_eq!(still["status"], "in_progress");
 }

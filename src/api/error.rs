@@ -190,6 +190,10 @@ impl From<crate::schedule::ScheduleError> for ApiError {
             },
             ScheduleError::Transition(e) => ApiError::Conflict(e.to_string()),
             ScheduleError::Concurrent => ApiError::Conflict(err.to_string()),
+            ScheduleError::CallRefused(refusal) => ApiError::Rejected {
+                status: StatusCode::FORBIDDEN,
+                message: format!("call refused: {refusal}"),
+            },
         }
     }
 }

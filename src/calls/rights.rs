@@ -75,6 +75,8 @@ pub enum Grant {
     AssignedInWindow,
     AssignedOutsideWindow,
     NoConsent,
+    /// A nurse the visit is not assigned to (covering, or a colleague).
+    OtherNurse,
     AlarmHandler,
     AlarmHandlerPolicyRing,
 }
@@ -84,8 +86,6 @@ pub enum Grant {
 pub enum Refusal {
     #[error("only care staff may call a home")]
     NoClinicalRole,
-    #[error("the visit is assigned to another nurse")]
-    NotAssigned,
     #[error("the visit is closed")]
     VisitClosed,
     #[error("the alarm is handled by somebody else")]
@@ -102,7 +102,6 @@ impl Refusal {
     pub fn code(self) -> &'static str {
         match self {
             Refusal::NoClinicalRole => "no_clinical_role",
-            Refusal::NotAssigned => "not_assigned",
             Refusal::VisitClosed => "visit_closed",
             Refusal::AlarmNotHandledByCaller => "alarm_not_handled_by_caller",
             Refusal::AlarmClosed => "alarm_closed",
@@ -188,8 +187,9 @@ pub fn decide_alarm(
 
 /// A call for a scheduled visit: the assigned nurse opens the camera by
 /// itself only with the client's consent and inside the visit's window
-/// (widened by `margin_ms`); otherwise the terminal rings. Anyone else is
-/// refused.
+/// (widened by `margin_ms`); any other nurse's call, or one without
+/// consent or outside the window, rings and the client must accept.
+/// Anyone without a care role is refused.
 pub fn decide_visit(
     caller: Caller<'_>,
     visit: VisitFacts<'_>,
@@ -203,10 +203,13 @@ pub fn decide_visit(
     if visit.closed {
         return Decision::Refuse(Refusal::VisitClosed);
     }
-    if visit.nurse_id != Some(caller.id) {
-        return Decision::Refuse(Refusal::NotAssigned);
-    }
     let kind = CallKind::ScheduledCare;
+    if visit.nurse_id != Some(caller.id) {
+        return Decision::Ring {
+            kind,
+            grant: Grant::OtherNurse,
+        };
+    }
     let in_window = now >= visit.window_start - margin_ms && now < visit.window_end + margin_ms;
     match (consent, in_window) {
         (true, true) => Decision::AutoAnswer {
@@ -350,9 +353,21 @@ mod tests {
             roles: &[Role::Nurse],
             teams: &none,
         };
-        assert_eq!(
+        assert!(matches!(
             decide_visit(bea, v, true, 1_500, 0),
-            Decision::Refuse(Refusal::NotAssigned)
+            Decision::Ring {
+                grant: Grant::OtherNurse,
+                ..
+            }
+        ));
+        let admin = Caller {
+            id: "anna",
+            roles: &[Role::Admin],
+            teams: &none,
+        };
+        assert_eq!(
+            decide_visit(admin, v, true, 1_500, 0),
+            Decision::Refuse(Refusal::NoClinicalRole)
         );
         let closed = VisitFacts { closed: true, ..v };
         assert_eq!(

@@ -7,6 +7,7 @@ use etahoiva_proto::{CallKind, CallState, HubToEdge};
 use super::lifecycle::{Action, VisitStatus};
 use super::notify::first_name;
 use super::{ticker, ScheduleError};
+use crate::calls::rights::{self, Caller, Decision, VisitFacts};
 use crate::devices::registry::Outbound;
 use crate::startup::AppState;
 use crate::store::{now_ms, Visit};
@@ -21,16 +22,6 @@ pub fn visit_of_call(call_id: &str) -> Option<&str> {
     call_id.rsplit_once('.').map(|(visit, _)| visit)
 }
 
-/// Whether the terminal may open its camera without the client's touch:
-/// the client consented, the caller is the visit's assigned nurse, and the
-/// call is inside the visit's window.
-pub fn may_auto_answer(consent: bool, visit: &Visit, caller_id: &str, now: i64) -> bool {
-    consent
-        && visit.nurse_id.as_deref() == Some(caller_id)
-        && now >= visit.window_start
-        && now < visit.window_end
-}
-
 /// Applies a nurse's action to a visit; a call also rings the client's terminal.
 pub async fn act_and_ring(
     state: &AppState,
@@ -40,6 +31,13 @@ pub async fn act_and_ring(
     outcome: Option<&str>,
     note: Option<&str>,
 ) -> Result<Visit, ScheduleError> {
+    // The right to call is decided before the visit moves: a refused call
+    // changes nothing but the audit trail.
+    let decision = if action == Action::Call {
+        call_decision(state, visit_id, actor).await?
+    } else {
+        None
+    };
     let visit = ticker::act(
         &state.store,
         &state.schedule,
@@ -51,24 +49,73 @@ pub async fn act_and_ring(
         note,
     )
     .await?;
-    if action == Action::Call {
-        if let Err(e) = ring(state, &visit, actor).await {
+    if let Some(decision) = decision {
+        if let Err(e) = ring(state, &visit, actor, decision.auto_answer()).await {
             tracing::warn!(visit_id, error = %e, "cannot ring the terminal");
         }
     }
     Ok(visit)
 }
 
+/// Whether `caller_id` may call the visit's client, and how: decided by
+/// the call rights; a refusal is audited and returned. None for a visit
+/// that is over: its lifecycle refuses the call.
+async fn call_decision(
+    state: &AppState,
+    visit_id: &str,
+    caller_id: &str,
+) -> Result<Option<Decision>, ScheduleError> {
+    let visit = state.store.get_visit(visit_id).await?;
+    let client = state.store.get_client(&visit.client_id).await?;
+    let caller = state.store.get_user(caller_id).await?;
+    if matches!(
+        visit.status()?,
+        VisitStatus::Completed | VisitStatus::Missed | VisitStatus::Cancelled
+    ) {
+        return Ok(None);
+    }
+    let margin_ms = (state.settings.call_auto_answer_margin_secs.min(86_400) * 1000) as i64;
+    let decision = rights::decide_visit(
+        Caller {
+            id: caller_id,
+            roles: &caller.roles,
+            teams: &[],
+        },
+        VisitFacts {
+            nurse_id: visit.nurse_id.as_deref(),
+            window_start: visit.window_start,
+            window_end: visit.window_end,
+            closed: false,
+        },
+        client.consent_auto_answer,
+        now_ms(),
+        margin_ms,
+    );
+    if let Decision::Refuse(refusal) = decision {
+        state
+            .store
+            .audit(
+                Some(caller_id),
+                "call.refused",
+                Some(&visit.client_id),
+                Some(&format!("{} purpose=visit {visit_id}", refusal.code())),
+            )
+            .await?;
+        return Err(ScheduleError::CallRefused(refusal));
+    }
+    Ok(Some(decision))
+}
+
 /// Offers the call to the client's connected terminals; returns how many.
+/// `auto_answer` is the call rights' decision.
 #[tracing::instrument(skip(state, visit), fields(visit_id = %visit.id, client_id = %visit.client_id))]
 pub async fn ring(
     state: &AppState,
     visit: &Visit,
     caller_id: &str,
+    auto_answer: bool,
 ) -> Result<usize, ScheduleError> {
     let client = state.store.get_client(&visit.client_id).await?;
-    let now = now_ms();
-    let auto_answer = may_auto_answer(client.consent_auto_answer, visit, caller_id, now);
     let caller = state
         .store
         .list_nurses()
@@ -211,23 +258,6 @@ mod tests {
             outcome: None,
             note: None,
         }
-    }
-
-    #[test]
-    fn the_camera_opens_by_itself_only_with_every_right() {
-        let v = visit(Some("anna"));
-        assert!(may_auto_answer(true, &v, "anna", 1_000));
-        assert!(!may_auto_answer(false, &v, "anna", 1_000), "no consent");
-        assert!(
-            !may_auto_answer(true, &v, "bea", 1_000),
-            "not the assigned nurse"
-        );
-        assert!(!may_auto_answer(true, &v, "anna", 2_000), "window closed");
-        assert!(!may_auto_answer(true, &v, "anna", -1), "window not open");
-        assert!(
-            !may_auto_answer(true, &visit(None), "anna", 1_000),
-            "unassigned"
-        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum ScheduleError {
     Transition(#[from] lifecycle::InvalidTransition),
     #[error("the visit was changed by someone else; reload and try again")]
     Concurrent,
+    #[error("call refused: {0}")]
+    CallRefused(crate::calls::rights::Refusal),
 }
 
 /// Milliseconds since the epoch of a jiff timestamp.
