@@ -765,6 +765,13 @@ async fn only_the_alarm_handler_may_open_the_camera_and_as_the_client_allows() {
         "the terminal's answer is on the alert's timeline"
     );
 
+    let calls = alert(&w, &w.supervisor, &id).await["calls"].clone();
+    let calls = calls.as_array().expect("calls");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["kind"], "alarm");
+    assert_eq!(calls[0]["state"], "answered");
+    assert_eq!(calls[0]["auto_answer"], true);
+
     // Once Pekka has taken it, it is his alone.
     acted(&w, &w.pekka, &id, json!({"action": "acknowledge"})).await;
     let (s, _) = call(&w, "POST", &w.supervisor, &path, None).await;

@@ -879,6 +879,19 @@ async fn a_call_rings_the_terminal_which_answers_by_consent_and_the_visit_starts
         .unwrap_or_default()
         .to_string();
     assert_eq!(answered_by, bundle.device_id, "answered by the terminal");
+    // Both calls are on record with the visit: who, how, when, how it ended.
+    let calls = detail["calls"].as_array().expect("calls").clone();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["id"], first_call.as_str());
+    assert_eq!(calls[0]["auto_answer"], false);
+    assert_eq!(calls[0]["state"], "ended");
+    assert_eq!(calls[0]["end_reason"], "declined");
+    assert!(calls[0]["ended_at"].as_i64().is_some());
+    assert_eq!(calls[1]["id"], call.as_str());
+    assert_eq!(calls[1]["auto_answer"], true);
+    assert_eq!(calls[1]["state"], "answered");
+    assert_eq!(calls[1]["device_id"], bundle.device_id.as_str());
+    assert!(calls[1]["answered_at"].as_i64().unwrap() >= calls[1]["offered_at"].as_i64().unwrap());
     let (_, audit) = get(&w, &w.admin, "/api/v1/audit").await;
     let offers: Vec<&str> = audit
         .as_array()

@@ -637,6 +637,43 @@ async fn alarms(store: &Store) {
         "one acknowledgement on the timeline"
     );
 
+    // A call on record: offered, answered once, ended once.
+    store
+        .create_call(&etahoiva::store::calls::NewCall {
+            id: "alarm-call-1",
+            kind: "alarm",
+            client_id: Some(&client.id),
+            visit_id: None,
+            alert_id: Some(&alert_id),
+            device_id: Some(&device_id),
+            caller_id: &p1.id,
+            auto_answer: true,
+            now,
+        })
+        .await
+        .expect("call");
+    assert!(store
+        .call_reported("alarm-call-1", "answered", None, now + 1_000)
+        .await
+        .expect("answered"));
+    assert!(store
+        .call_reported("alarm-call-1", "ended", Some("ended"), now + 60_000)
+        .await
+        .expect("ended"));
+    assert!(
+        !store
+            .call_reported("alarm-call-1", "answered", None, now + 70_000)
+            .await
+            .expect("late"),
+        "an ended call stays ended"
+    );
+    let calls = store.calls_of_alert(&alert_id).await.expect("calls");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].answered_at, Some(now + 1_000));
+    assert_eq!(calls[0].ended_at, Some(now + 60_000));
+    assert_eq!(calls[0].end_reason.as_deref(), Some("ended"));
+    assert!(calls[0].auto_answer);
+
     // Supervision: a high-risk client's terminal silent for two hours.
     let raised = engine
         .supervise(now + 2 * 3_600_000)

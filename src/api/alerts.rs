@@ -93,6 +93,8 @@ pub async fn list_alerts(
 pub struct AlertDetail {
     pub alert: AlertView,
     pub timeline: Vec<AlertEvent>,
+    /// Video calls to the home for this alarm.
+    pub calls: Vec<crate::store::calls::CallRecord>,
 }
 
 /// One alert with its full timeline: who saw, took and changed it, when.
@@ -122,7 +124,12 @@ pub async fn get_alert(
         .audit(Some(&session.user.id), "alert.read", Some(&id), None)
         .await?;
     let timeline = state.store.alert_timeline(&id).await?;
-    Ok(ApiJson(AlertDetail { alert, timeline }))
+    let calls = state.store.calls_of_alert(&id).await?;
+    Ok(ApiJson(AlertDetail {
+        alert,
+        timeline,
+        calls,
+    }))
 }
 
 /// Act on an alert: acknowledge, answer (the result of the voice or video

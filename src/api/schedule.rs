@@ -445,6 +445,8 @@ pub struct VisitDetail {
     #[serde(flatten)]
     pub visit: Visit,
     pub timeline: Vec<VisitEvent>,
+    /// The calls made for it, each with when it was answered and how it ended.
+    pub calls: Vec<crate::store::calls::CallRecord>,
 }
 
 /// One visit and its timeline.
@@ -470,7 +472,12 @@ pub async fn get_visit(
         .store
         .audit(Some(&session.user.id), "visit.read", Some(&id), None)
         .await?;
-    Ok(ApiJson(VisitDetail { visit, timeline }))
+    let calls = state.store.calls_of_visit(&id).await?;
+    Ok(ApiJson(VisitDetail {
+        visit,
+        timeline,
+        calls,
+    }))
 }
 
 /// What happened in a visit.

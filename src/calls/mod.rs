@@ -120,6 +120,20 @@ pub async fn alarm_call(
     if !sent {
         return Err(CallError::Refused(Refusal::TerminalOffline));
     }
+    state
+        .store
+        .create_call(&crate::store::calls::NewCall {
+            id: &call_id,
+            kind: "alarm",
+            client_id: view.client_id.as_deref(),
+            visit_id: None,
+            alert_id: Some(alert_id),
+            device_id: Some(&device),
+            caller_id: &session.user.id,
+            auto_answer,
+            now: crate::store::now_ms(),
+        })
+        .await?;
     let how = if auto_answer {
         "auto-answer"
     } else {
@@ -180,6 +194,11 @@ pub async fn alarm_call_update(
             .await?;
         return Ok(());
     }
+    let (record, reason) = crate::store::calls::reported(call_state);
+    state
+        .store
+        .call_reported(call_id, record, reason, crate::store::now_ms())
+        .await?;
     let what = serde_json::to_value(call_state)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

@@ -125,6 +125,7 @@ pub async fn ring(
         .map(|n| first_name(&n.display_name))
         .unwrap_or_default();
     let mut rung = 0;
+    let mut first_rung: Option<String> = None;
     for device in state.store.client_devices(&client.id).await? {
         if state
             .devices
@@ -142,7 +143,30 @@ pub async fn ring(
         };
         if state.devices.send(&device, Outbound::Send(offer)) {
             rung += 1;
+            first_rung.get_or_insert(device);
         }
+    }
+    let now = now_ms();
+    let id = call_id(visit);
+    state
+        .store
+        .create_call(&crate::store::calls::NewCall {
+            id: &id,
+            kind: "scheduled_care",
+            client_id: Some(&visit.client_id),
+            visit_id: Some(&visit.id),
+            alert_id: None,
+            device_id: first_rung.as_deref(),
+            caller_id,
+            auto_answer,
+            now,
+        })
+        .await?;
+    if rung == 0 {
+        state
+            .store
+            .call_reported(&id, "ended", Some("terminal_offline"), now)
+            .await?;
     }
     state
         .store
@@ -210,6 +234,11 @@ pub async fn terminal_update(
             .await?;
         return Ok(());
     }
+    let (record, reason) = crate::store::calls::reported(call_state);
+    state
+        .store
+        .call_reported(call_id, record, reason, now_ms())
+        .await?;
     // Only the current try counts; a late answer to an earlier try changes nothing.
     if visit.status()? != VisitStatus::Calling || call_id != super::calls::call_id(&visit) {
         return Ok(());

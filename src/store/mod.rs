@@ -6,6 +6,7 @@
 
 pub mod alerts;
 mod audit;
+pub mod calls;
 mod devices;
 mod org;
 mod plans;
