@@ -162,6 +162,19 @@ async fn acted(w: &World, token: &str, id: &str, action: Value) -> Value {
     v
 }
 
+/// Sets a client's video-on-alarm policy; the status of the change.
+async fn set_alarm_video(w: &World, client: &str, policy: &str) -> u16 {
+    call(
+        w,
+        "PATCH",
+        &w.admin,
+        &format!("/api/v1/clients/{client}"),
+        Some(json!({"alarm_video": policy})),
+    )
+    .await
+    .0
+}
+
 fn actions(detail: &Value) -> Vec<String> {
     detail["timeline"]
         .as_array()
@@ -704,24 +717,12 @@ async fn kill_9_of_the_hub_in_a_burst_keeps_every_alarm_once_and_the_timers_runn
 #[tokio::test]
 async fn only_the_alarm_handler_may_open_the_camera_and_as_the_client_allows() {
     let w = world(false, 120).await;
-    let (s, v) = call(
-        &w,
-        "PATCH",
-        &w.admin,
-        &format!("/api/v1/clients/{}", w.aino),
-        Some(json!({"alarm_video": "open_at_once"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, _) = call(
-        &w,
-        "PATCH",
-        &w.admin,
-        &format!("/api/v1/clients/{}", w.aino),
-        Some(json!({"alarm_video": "always"})),
-    )
-    .await;
-    assert_eq!(s, 422, "unknown policy refused");
+    assert_eq!(set_alarm_video(&w, &w.aino, "open_at_once").await, 200);
+    assert_eq!(
+        set_alarm_video(&w, &w.aino, "always").await,
+        422,
+        "unknown policy refused"
+    );
     let bundle = terminal(&w, "Aino", &w.aino);
     let edge = spawn_edge(&bundle);
     let kiosk = kiosk_http();
@@ -777,14 +778,7 @@ async fn only_the_alarm_handler_may_open_the_camera_and_as_the_client_allows() {
     let (s, _) = call(&w, "POST", &w.supervisor, &path, None).await;
     assert_eq!(s, 403, "not the handler");
     // The client withdraws video on alarms.
-    call(
-        &w,
-        "PATCH",
-        &w.admin,
-        &format!("/api/v1/clients/{}", w.aino),
-        Some(json!({"alarm_video": "never"})),
-    )
-    .await;
+    assert_eq!(set_alarm_video(&w, &w.aino, "never").await, 200);
     let (s, v) = call(&w, "POST", &w.pekka, &path, None).await;
     assert_eq!(s, 403, "{v}");
     assert!(
@@ -792,14 +786,7 @@ async fn only_the_alarm_handler_may_open_the_camera_and_as_the_client_allows() {
         "{v}"
     );
     // Ring only: the terminal rings instead.
-    call(
-        &w,
-        "PATCH",
-        &w.admin,
-        &format!("/api/v1/clients/{}", w.aino),
-        Some(json!({"alarm_video": "ring"})),
-    )
-    .await;
+    assert_eq!(set_alarm_video(&w, &w.aino, "ring").await, 200);
     let (s, v) = call(&w, "POST", &w.pekka, &path, None).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["auto_answer"], false);

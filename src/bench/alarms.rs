@@ -20,7 +20,7 @@ use super::{
     bar, connect_all, cpu_seconds, heartbeat_ticker, keep_alive, percentile, proc_field_kb,
     provision, raise_open_files_limit, start_hub_with, tempfile_dir, HubOptions, Link,
 };
-use crate::store::{new_id, now_ms, BulkImport, Client, Role, Store};
+use crate::store::{new_id, now_ms, BulkImport, Client, NewClient, Role, Store};
 use etahoiva_proto::{decode, encode, EdgeToHub, Event, EventKind, HubToEdge};
 
 /// What `etahoiva bench alarms` was asked to do.
@@ -396,23 +396,19 @@ async fn prepare_store(store: &Store, terminals: usize) -> anyhow::Result<Setup>
     let area_id = new_id();
     let now = now_ms();
     let clients: Vec<Client> = (0..terminals)
-        .map(|i| Client {
-            id: new_id(),
-            name: format!("Asiakas {i:05}"),
-            language: "fi".into(),
-            area_id: area_id.clone(),
-            address: format!("Kotikatu {}", i + 1),
-            time_zone: "Europe/Helsinki".into(),
-            named_nurse_id: None,
-            consent_auto_answer: false,
-            created_at: now,
-            supervision_class: "25h".into(),
-            high_risk: false,
-            door_instructions: String::new(),
-            care_notes: String::new(),
-            relative_name: None,
-            relative_contact: None,
-            alarm_video: "ring".into(),
+        .map(|i| {
+            Client::from_new(
+                NewClient {
+                    name: format!("Asiakas {i:05}"),
+                    language: "fi".into(),
+                    area_id: area_id.clone(),
+                    address: format!("Kotikatu {}", i + 1),
+                    named_nurse_id: None,
+                    consent_auto_answer: false,
+                    time_zone: None,
+                },
+                now,
+            )
         })
         .collect();
     let ids = clients.iter().map(|c| c.id.clone()).collect();

@@ -15,7 +15,9 @@ use super::{percentile, proc_field_kb, tempfile_dir};
 use crate::schedule::assign::{changes_of, load_day, measure};
 use crate::schedule::{day_range, planner};
 use crate::settings::Settings;
-use crate::store::{new_id, now_ms, BulkImport, Client, Nurse, Shift, Store, VisitRuleRecord};
+use crate::store::{
+    new_id, now_ms, BulkImport, Client, NewClient, Nurse, Shift, Store, VisitRuleRecord,
+};
 
 /// What `etahoiva bench schedule` was asked to do.
 #[derive(Clone, Debug, clap::Args)]
@@ -175,24 +177,18 @@ fn instance(
                 break n.id.clone();
             }
         };
-        let client = Client {
-            id: new_id(),
-            name: format!("Asiakas {i:05}"),
-            language: language.into(),
-            area_id: pick(&mut rng, &areas).0.clone(),
-            address: format!("Kotikatu {}", i + 1),
-            time_zone: "Europe/Helsinki".into(),
-            named_nurse_id: Some(named),
-            consent_auto_answer: rng.gen_bool(0.8),
-            created_at: now_ms(),
-            supervision_class: "25h".into(),
-            high_risk: false,
-            door_instructions: String::new(),
-            care_notes: String::new(),
-            relative_name: None,
-            relative_contact: None,
-            alarm_video: "ring".into(),
-        };
+        let client = Client::from_new(
+            NewClient {
+                name: format!("Asiakas {i:05}"),
+                language: language.into(),
+                area_id: pick(&mut rng, &areas).0.clone(),
+                address: format!("Kotikatu {}", i + 1),
+                named_nurse_id: Some(named),
+                consent_auto_answer: rng.gen_bool(0.8),
+                time_zone: None,
+            },
+            now_ms(),
+        );
         for r in 0..args.rules {
             // A time where nurses work: inside a random shift, 30 min from its ends.
             let (s, e) = *pick(&mut rng, &on_shift_windows);

@@ -91,6 +91,31 @@ pub struct Client {
     pub alarm_video: String,
 }
 
+impl Client {
+    /// A new client with a fresh id; the alarm details start at their
+    /// defaults (supervision class 25h, video on alarms rings).
+    pub fn from_new(new: NewClient, created_at: i64) -> Client {
+        Client {
+            id: new_id(),
+            name: new.name,
+            language: new.language,
+            area_id: new.area_id,
+            address: new.address,
+            time_zone: new.time_zone.unwrap_or_else(|| "Europe/Helsinki".into()),
+            named_nurse_id: new.named_nurse_id,
+            consent_auto_answer: new.consent_auto_answer,
+            created_at,
+            supervision_class: "25h".into(),
+            high_risk: false,
+            door_instructions: String::new(),
+            care_notes: String::new(),
+            relative_name: None,
+            relative_contact: None,
+            alarm_video: "ring".into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct NewClient {
     pub name: String,
@@ -327,24 +352,7 @@ impl Store {
     }
 
     pub async fn create_client(&self, new: NewClient) -> StoreResult<Client> {
-        let client = Client {
-            id: new_id(),
-            name: new.name,
-            language: new.language,
-            area_id: new.area_id,
-            address: new.address,
-            time_zone: new.time_zone.unwrap_or_else(|| "Europe/Helsinki".into()),
-            named_nurse_id: new.named_nurse_id,
-            consent_auto_answer: new.consent_auto_answer,
-            created_at: now_ms(),
-            supervision_class: "25h".into(),
-            high_risk: false,
-            door_instructions: String::new(),
-            care_notes: String::new(),
-            relative_name: None,
-            relative_contact: None,
-            alarm_video: "ring".into(),
-        };
+        let client = Client::from_new(new, now_ms());
         execute!(self, pool => sqlx::query(
             "INSERT INTO clients (id, name, language, area_id, address, time_zone, named_nurse_id, consent_auto_answer, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
