@@ -95,6 +95,9 @@ pub struct ServeArgs {
     /// Address of the terminal link listener [default: 127.0.0.1:8444].
     #[arg(long)]
     pub device_listen: Option<SocketAddr>,
+    /// UDP address of the video relay [default: 127.0.0.1:3480].
+    #[arg(long)]
+    pub relay_listen: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -168,6 +171,7 @@ impl Cli {
             tls_key: serve.and_then(|s| s.tls_key.clone()),
             log_format: self.log_format,
             device_listen: serve.and_then(|s| s.device_listen),
+            relay_listen: serve.and_then(|s| s.relay_listen),
         }
     }
 }

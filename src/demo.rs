@@ -323,7 +323,7 @@ fn demo_plan(
             None,
         ),
     ];
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         rules.push(rule(
             "12:00",
             "FREQ=DAILY",
@@ -582,7 +582,12 @@ pub async fn start_terminals(
                 source: InputSource::Simulated { every_secs: 600 },
             }];
         }
-        let options = etahoiva_edge::agent::RunOptions { kiosk: i == 0 };
+        // The first terminal's kiosk is for a person with a browser and a camera;
+        // the others answer calls with a generated picture and tone.
+        let options = etahoiva_edge::agent::RunOptions {
+            kiosk: i == 0,
+            simulate: i != 0,
+        };
         let terminal = etahoiva_edge::agent::start(profile, options)
             .await
             .map_err(|e| DemoError::Data(e.to_string()))?;

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod demo;
 pub mod devices;
 pub mod i18n;
+pub mod relay;
 pub mod schedule;
 pub mod settings;
 pub mod startup;

@@ -57,6 +57,9 @@ pub const SETTING_KEYS: &[&str] = &[
     "alarm_stall_secs",
     "supervision_check_secs",
     "call_auto_answer_margin_secs",
+    "relay_listen",
+    "relay_public_ip",
+    "relay_shards",
 ];
 
 /// Every setting of the hub. `Debug` and `redacted()` hide secrets.
@@ -122,6 +125,14 @@ pub struct Settings {
     /// The assigned nurse's call may open the camera by itself this many
     /// seconds before or after the visit's window (with the client's consent).
     pub call_auto_answer_margin_secs: u64,
+    /// UDP address of the video relay; shard n listens on port + n.
+    pub relay_listen: SocketAddr,
+    /// The address participants reach the relay at (behind NAT, the public
+    /// one); unset, the relay's or else the HTTPS listener's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_public_ip: Option<std::net::IpAddr>,
+    /// Relay threads; 0 means one per core, at most 8.
+    pub relay_shards: usize,
 }
 
 impl Default for Settings {
@@ -156,6 +167,9 @@ impl Default for Settings {
             alarm_stall_secs: 1800,
             supervision_check_secs: 10,
             call_auto_answer_margin_secs: 0,
+            relay_listen: SocketAddr::from(([127, 0, 0, 1], 3480)),
+            relay_public_ip: None,
+            relay_shards: 0,
         }
     }
 }
@@ -175,6 +189,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_listen: Option<SocketAddr>,
 }
 
 impl Settings {

@@ -39,6 +39,10 @@ pub struct AppState {
     pub schedule: crate::schedule::notify::Notifier,
     /// The alarm engine: intake, routing, escalation, live feed.
     pub alerts: Arc<crate::alerts::engine::Engine>,
+    /// The video relay.
+    pub relay: crate::relay::Relay,
+    /// Calls with media: signalling between consoles, terminals and the relay.
+    pub calls: crate::calls::media::Board,
 }
 
 /// The remote address of a connection, put on every request.
@@ -53,6 +57,8 @@ pub enum StartupError {
     Tls(#[from] TlsError),
     #[error("cannot start the alarm engine: {0}")]
     Alerts(String),
+    #[error("cannot start the video relay: {0}")]
+    Relay(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -114,7 +120,20 @@ impl Hub {
             crate::alerts::engine::Engine::start(store.clone(), devices.clone(), &settings)
                 .await
                 .map_err(|e| StartupError::Alerts(e.to_string()))?;
+        let relay = crate::relay::Relay::start(&crate::relay::RelaySettings {
+            bind: settings.relay_listen,
+            public_ip: settings
+                .relay_public_ip
+                .or_else(|| (!settings.listen.ip().is_unspecified()).then(|| settings.listen.ip())),
+            shards: match settings.relay_shards {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+        })
+        .map_err(|e| StartupError::Relay(e.to_string()))?;
         let state = AppState {
+            relay,
+            calls: Default::default(),
             store,
             devices,
             alerts,
@@ -127,6 +146,7 @@ impl Hub {
             started: Instant::now(),
             schedule: Default::default(),
         };
+        crate::calls::media::spawn_relay_events(state.clone());
         let router = app(state.clone());
         let device_router = device_app(state.clone());
         Ok(Hub {

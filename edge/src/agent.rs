@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etahoiva_firmware_config::{Profile, TerminalSettings};
 use etahoiva_proto::{CallState, EdgeToHub, Event, EventKind, Schedule};
@@ -72,6 +72,19 @@ pub struct Shared {
     /// the current connection or dropped, never replayed.
     live_tx: mpsc::Sender<EdgeToHub>,
     live_rx: tokio::sync::Mutex<mpsc::Receiver<EdgeToHub>>,
+    /// The agent is the client and the media peer itself (`--simulate`).
+    simulate: AtomicBool,
+    pub(crate) sim_calls: crate::media::SimCalls,
+    /// The hub's latest media offer, for the kiosk page's WebRTC peer.
+    media_offer: watch::Sender<Option<MediaOffer>>,
+}
+
+/// A media offer of the hub for the kiosk page (the fields of `HubToEdge::MediaOffer`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MediaOffer {
+    pub call_id: String,
+    pub leg_id: String,
+    pub sdp: String,
 }
 
 /// How many live frames may wait for the link task.
@@ -242,6 +255,9 @@ impl Shared {
             notices: Arc::new(Mutex::new(notices)),
             live_tx,
             live_rx: tokio::sync::Mutex::new(live_rx),
+            simulate: AtomicBool::new(false),
+            sim_calls: Default::default(),
+            media_offer: watch::Sender::new(None),
         }))
     }
 
@@ -447,9 +463,24 @@ impl Shared {
     }
 
     /// The hub offers a call: returns the updates to send back, in order.
-    pub fn call_offered(&self, offer: Offer) -> Vec<EdgeToHub> {
+    pub fn call_offered(self: &Arc<Self>, offer: Offer) -> Vec<EdgeToHub> {
         let (call_id, kind) = (offer.call_id.clone(), offer.kind);
         let updates = self.with_calls(|slot| slot.offer(offer));
+        if self.simulates()
+            && updates
+                .iter()
+                .any(|(id, state)| *id == call_id && *state == CallState::Ringing)
+        {
+            // The simulated client answers after a moment, as a person would.
+            let shared = self.clone();
+            let id = call_id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(SIMULATED_ANSWER_DELAY).await;
+                if let Err(e) = shared.call_action(ClientAction::Accept, &id) {
+                    tracing::debug!(call_id = %id, error = %e, "simulated answer not taken");
+                }
+            });
+        }
         for (id, state) in &updates {
             tracing::info!(offered = %call_id, ?kind, call_id = %id, ?state, "call offer");
         }
@@ -458,6 +489,7 @@ impl Shared {
 
     /// The hub ended a call: clear it from the terminal.
     pub fn call_ended(&self, call_id: &str) {
+        self.sim_calls.stop(call_id);
         if self.with_calls(|slot| slot.end(call_id)) {
             tracing::info!(%call_id, "the hub ended the call");
         } else {
@@ -488,8 +520,74 @@ impl Shared {
         Ok(state)
     }
 
+    /// The hub offers media for a call: kept for the kiosk page, if the call
+    /// is the one the terminal serves.
+    pub fn media_offer(&self, call_id: String, leg_id: String, sdp: String) {
+        let current = self.current_call().is_some_and(|c| c.id == call_id);
+        if !current {
+            tracing::info!(%call_id, "media offer for a call the terminal does not serve");
+            return;
+        }
+        self.media_offer.send_replace(Some(MediaOffer {
+            call_id,
+            leg_id,
+            sdp,
+        }));
+    }
+
+    /// The media offer of the current call, for the kiosk page.
+    pub fn current_media_offer(&self) -> Option<MediaOffer> {
+        let offer = self.media_offer.borrow().clone()?;
+        self.current_call()
+            .is_some_and(|c| c.id == offer.call_id)
+            .then_some(offer)
+    }
+
+    /// The kiosk page's answer to the media offer: sent to the hub if it
+    /// answers the current call's offer.
+    pub fn kiosk_media_answer(&self, call_id: &str, leg_id: &str, sdp: String) -> bool {
+        let matches = self
+            .current_media_offer()
+            .is_some_and(|o| o.call_id == call_id && o.leg_id == leg_id);
+        if matches {
+            self.send_live(EdgeToHub::MediaAnswer {
+                call_id: call_id.to_string(),
+                leg_id: leg_id.to_string(),
+                sdp,
+            });
+        }
+        matches
+    }
+
+    /// The kiosk page saw its network change: ask the hub for a new offer.
+    pub fn kiosk_ice_restart(&self, call_id: &str, leg_id: &str) -> bool {
+        let matches = self
+            .current_media_offer()
+            .is_some_and(|o| o.call_id == call_id && o.leg_id == leg_id);
+        if matches {
+            self.send_live(EdgeToHub::IceRestartRequest {
+                call_id: call_id.to_string(),
+                leg_id: leg_id.to_string(),
+            });
+        }
+        matches
+    }
+
+    /// Whether the agent simulates the client and the camera.
+    pub fn simulates(&self) -> bool {
+        self.simulate.load(Ordering::Relaxed)
+    }
+
+    /// Keeps what the simulated call's media did in `state/media.json`.
+    pub(crate) fn write_media_report(&self, report: &crate::media::CallMedia) {
+        let path = self.profile.state_dir.join("media.json");
+        if let Err(e) = crate::state_file::save(&path, report) {
+            tracing::debug!(error = %e, "media report not written");
+        }
+    }
+
     /// Queues a live frame for the link if it is up; otherwise drops it with a log line.
-    fn send_live(&self, message: EdgeToHub) {
+    pub(crate) fn send_live(&self, message: EdgeToHub) {
         if !self.is_connected() {
             log_dropped(&message, "the link is down");
             return;
@@ -697,11 +795,17 @@ impl Shared {
     }
 }
 
+/// How long a simulated client takes to answer a ringing call.
+const SIMULATED_ANSWER_DELAY: Duration = Duration::from_millis(1500);
+
 /// Options of a running terminal beyond its profile.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
     /// Serve the kiosk (when the settings enable it).
     pub kiosk: bool,
+    /// Be the client too: answer ringing calls after a moment and send a
+    /// generated picture and tone.
+    pub simulate: bool,
 }
 
 /// A started terminal.
@@ -728,6 +832,7 @@ pub async fn start(profile: Profile, options: RunOptions) -> Result<Running, Age
     let mut tasks = tokio::task::JoinSet::new();
     let mut kiosk_addr = None;
     let settings = shared.settings();
+    shared.simulate.store(options.simulate, Ordering::Relaxed);
     if options.kiosk {
         shared.serves_kiosk.store(true, Ordering::Relaxed);
         let first = if settings.kiosk.enabled {

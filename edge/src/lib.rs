@@ -9,6 +9,7 @@ pub mod calls;
 pub mod inputs;
 pub mod kiosk;
 pub mod link;
+pub mod media;
 pub mod notices;
 pub mod outbox;
 pub mod schedule;

@@ -319,6 +319,13 @@ async fn session(
                     HubToEdge::Notice { id, text } => {
                         shared.notice_received(id, text).await;
                     }
+                    HubToEdge::MediaOffer { call_id, leg_id, sdp, ice_restart: _ } => {
+                        if shared.simulates() {
+                            tokio::spawn(crate::media::answer_offer(shared.clone(), call_id, leg_id, sdp));
+                        } else {
+                            shared.media_offer(call_id, leg_id, sdp);
+                        }
+                    }
                     HubToEdge::Welcome { .. } => {}
                     other => tracing::debug!(?other, "ignored message"),
                 }

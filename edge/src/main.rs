@@ -20,6 +20,10 @@ struct Cli {
     /// Do not serve the kiosk page.
     #[arg(long)]
     no_kiosk: bool,
+    /// Simulate the client and the camera: answer ringing calls after a
+    /// moment and send a generated picture and tone.
+    #[arg(long)]
+    simulate: bool,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -71,7 +75,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             init_logging(cli.log_format);
-            run(&profile, !cli.no_kiosk)
+            run(&profile, !cli.no_kiosk, cli.simulate)
         }
     }
 }
@@ -102,7 +106,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(path: &std::path::Path, kiosk: bool) -> ExitCode {
+fn run(path: &std::path::Path, kiosk: bool, simulate: bool) -> ExitCode {
     let profile = match Profile::load(path) {
         Ok(p) => p,
         Err(e) => {
@@ -124,7 +128,7 @@ fn run(path: &std::path::Path, kiosk: bool) -> ExitCode {
     let span = tracing::info_span!("terminal", device_id = %profile.device.id);
     runtime.block_on(tracing::Instrument::instrument(
         async move {
-            let options = etahoiva_edge::agent::RunOptions { kiosk };
+            let options = etahoiva_edge::agent::RunOptions { kiosk, simulate };
             let running = match etahoiva_edge::agent::start(profile, options).await {
                 Ok(r) => r,
                 Err(e) => {

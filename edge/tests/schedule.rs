@@ -110,9 +110,15 @@ async fn the_schedule_arrives_over_the_link_and_survives_a_restart_offline() {
     let profile_path = write_profile(dir.path(), port);
     let profile = Profile::load(&profile_path).expect("profile");
 
-    let running = agent::start(profile, RunOptions { kiosk: true })
-        .await
-        .expect("agent starts");
+    let running = agent::start(
+        profile,
+        RunOptions {
+            kiosk: true,
+            simulate: false,
+        },
+    )
+    .await
+    .expect("agent starts");
     let kiosk = running.kiosk_addr.expect("kiosk address");
     let mut state = serde_json::Value::Null;
     for _ in 0..100 {
@@ -136,9 +142,15 @@ async fn the_schedule_arrives_over_the_link_and_survives_a_restart_offline() {
     hub.abort();
     let _ = hub.await;
     let profile = Profile::load(&profile_path).expect("profile");
-    let running = agent::start(profile, RunOptions { kiosk: true })
-        .await
-        .expect("agent starts");
+    let running = agent::start(
+        profile,
+        RunOptions {
+            kiosk: true,
+            simulate: false,
+        },
+    )
+    .await
+    .expect("agent starts");
     let kiosk = running.kiosk_addr.expect("kiosk address");
     let state = kiosk_state(kiosk).await;
     assert_eq!(state["connected"], false);
@@ -165,9 +177,15 @@ async fn a_damaged_cache_does_not_stop_the_terminal() {
     std::fs::create_dir_all(&state_dir).expect("state dir");
     std::fs::write(state_dir.join("schedule.json"), b"{\"time_zone\": 12").expect("write");
     let profile = Profile::load(&write_profile(dir.path(), port)).expect("profile");
-    let running = agent::start(profile, RunOptions { kiosk: true })
-        .await
-        .expect("agent starts");
+    let running = agent::start(
+        profile,
+        RunOptions {
+            kiosk: true,
+            simulate: false,
+        },
+    )
+    .await
+    .expect("agent starts");
     let kiosk = running.kiosk_addr.expect("kiosk address");
     let state = kiosk_state(kiosk).await;
     assert!(state["next_call"].is_null(), "{state}");

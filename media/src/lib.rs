@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod generate;
+pub mod peer;
 pub mod stun;
 pub mod webrtc_rs;
 

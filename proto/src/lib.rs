@@ -13,7 +13,12 @@ use serde::{Deserialize, Serialize};
 /// Version 2 added [`HubToEdge::Schedule`] and the call messages
 /// ([`HubToEdge::CallOffer`], [`HubToEdge::CallEnd`], [`EdgeToHub::CallUpdate`]).
 /// Version 3 added [`HubToEdge::AlarmStatus`] and [`HubToEdge::Notice`].
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4 added media through the hub's relay: [`HubToEdge::MediaOffer`],
+/// [`EdgeToHub::MediaAnswer`], [`EdgeToHub::IceCandidate`] and
+/// [`EdgeToHub::IceRestartRequest`].
+pub const PROTOCOL_VERSION: u32 = 4;
+/// The first protocol version with media.
+pub const MEDIA_PROTOCOL_VERSION: u32 = 4;
 /// The oldest protocol version the hub still accepts.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// Largest frame either side accepts.
@@ -55,6 +60,21 @@ pub enum EdgeToHub {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// The terminal's answer (SDP) to the hub's [`HubToEdge::MediaOffer`].
+    MediaAnswer {
+        call_id: String,
+        leg_id: String,
+        sdp: String,
+    },
+    /// A candidate the terminal gathered ("" ends its candidates).
+    IceCandidate {
+        call_id: String,
+        leg_id: String,
+        candidate: String,
+    },
+    /// The terminal's network changed: it asks for a new offer with fresh
+    /// ICE credentials; the call carries on.
+    IceRestartRequest { call_id: String, leg_id: String },
     /// Outcome of a [`HubToEdge::Command`].
     CommandResult {
         id: String,
@@ -150,6 +170,18 @@ pub enum HubToEdge {
     },
     /// The caller hung up or the hub ended the call.
     CallEnd { call_id: String, reason: String },
+    /// The hub's media offer (SDP) for a call (protocol 4): sent with the
+    /// [`HubToEdge::CallOffer`] so the connection is ready when the client
+    /// answers, and again with fresh ICE credentials on a restart. The
+    /// terminal answers with [`EdgeToHub::MediaAnswer`]; it sends its camera
+    /// and microphone only once the call is answered.
+    MediaOffer {
+        call_id: String,
+        leg_id: String,
+        sdp: String,
+        #[serde(default)]
+        ice_restart: bool,
+    },
     /// Where the client's alarm is (protocol 3 and later): sent when the
     /// alarm is stored and at every step of its handling, so the terminal
     /// can tell the client that help is on the way.

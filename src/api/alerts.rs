@@ -396,7 +396,7 @@ pub async fn live(
 /// A WebSocket from a page must come from this hub's own pages (a cookie
 /// would otherwise let any site open the feed). Clients without an Origin
 /// header (not browsers) authenticate with a bearer token anyway.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };

@@ -1,6 +1,7 @@
 //! The staff REST API under `/api/v1`, with its OpenAPI document generated from the code.
 
 pub(crate) mod alerts;
+pub(crate) mod calls;
 pub(crate) mod clients;
 pub(crate) mod devices;
 mod error;
@@ -40,6 +41,7 @@ use crate::startup::AppState;
         (name = "clients", description = "Clients, their care plans and pauses"),
         (name = "schedule", description = "Nurses, shifts, day planning, worklists, the visit lifecycle"),
         (name = "alerts", description = "Alarms and alerts: lifecycle, live feed, answer-time report, notices"),
+        (name = "calls", description = "Video calls through the hub's relay: signalling for consoles"),
     )
 )]
 struct ApiDoc;
@@ -132,6 +134,7 @@ pub fn router() -> Router<AppState> {
         }),
     )
     .route("/api/v1/alerts/live", get(alerts::live))
+    .route("/api/v1/calls/live", get(calls::live))
     .route("/calendar/{file}", get(schedule::calendar_feed))
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))

@@ -222,7 +222,14 @@ pub(crate) async fn start_hub_with(
     let mut command = tokio::process::Command::new(exe);
     command
         .arg("hub")
-        .args(["--listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--device-listen",
+            "127.0.0.1:0",
+            "--relay-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("DATABASE_URL")

@@ -2,6 +2,7 @@
 //! calls the staff handling an alarm open to the client's terminal.
 //! Scheduled visits' calls are in `schedule::calls`.
 
+pub mod media;
 pub mod rights;
 
 use etahoiva_proto::HubToEdge;
@@ -157,6 +158,7 @@ pub async fn alarm_call(
             &format!("video call to the home, {how}"),
         )
         .await?;
+    media::offer_terminal(state, &call_id, &device).await;
     tracing::info!(alert_id, %call_id, auto_answer, "alarm call offered");
     Ok(OpenedCall {
         call_id,

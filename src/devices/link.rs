@@ -452,6 +452,14 @@ async fn handle(
             ..
         } => {
             tracing::info!(%call_id, ?call_state, "call update");
+            let own_leg = state
+                .relay
+                .legs_of(&call_id)
+                .iter()
+                .any(|(_, p)| *p == crate::relay::Party::Terminal(device_id.to_string()));
+            if own_leg {
+                crate::calls::media::terminal_state(state, &call_id, call_state);
+            }
             if let Err(e) = crate::schedule::calls::terminal_update(
                 state, device_id, client_id, &call_id, call_state,
             )
@@ -459,6 +467,29 @@ async fn handle(
             {
                 tracing::warn!(%call_id, error = %e, "call update not applied");
             }
+            None
+        }
+        EdgeToHub::MediaAnswer {
+            call_id,
+            leg_id,
+            sdp,
+        } => {
+            crate::calls::media::terminal_answer(state, device_id, &call_id, &leg_id, &sdp).await;
+            None
+        }
+        EdgeToHub::IceCandidate {
+            call_id,
+            leg_id,
+            candidate,
+        } => {
+            crate::calls::media::terminal_candidate(
+                state, device_id, &call_id, &leg_id, &candidate,
+            )
+            .await;
+            None
+        }
+        EdgeToHub::IceRestartRequest { call_id, leg_id } => {
+            crate::calls::media::terminal_restart(state, device_id, &call_id, &leg_id).await;
             None
         }
         EdgeToHub::Hello { .. } => Some(error(

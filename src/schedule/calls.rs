@@ -143,6 +143,7 @@ pub async fn ring(
         };
         if state.devices.send(&device, Outbound::Send(offer)) {
             rung += 1;
+            crate::calls::media::offer_terminal(state, &call_id(visit), &device).await;
             first_rung.get_or_insert(device);
         }
     }

@@ -92,6 +92,13 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "call"))
     }
 
+    pub async fn get_call(&self, call_id: &str) -> StoreResult<CallRecord> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
+        with_pool!(self, pool => sqlx::query_as::<_, CallRecord>(&sql).bind(call_id).fetch_optional(pool).await)
+            .map_err(|e| StoreError::from_sqlx(e, "call"))?
+            .ok_or(StoreError::NotFound("call"))
+    }
+
     pub async fn calls_of_visit(&self, visit_id: &str) -> StoreResult<Vec<CallRecord>> {
         let sql =
             format!("SELECT {CALL_COLUMNS} FROM calls WHERE visit_id = $1 ORDER BY offered_at, id");

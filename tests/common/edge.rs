@@ -143,6 +143,11 @@ impl EdgeProcess {
 
 /// Starts `etahoiva-edge --profile PROFILE` and waits until it serves its kiosk.
 pub fn spawn_edge(bundle: &Bundle) -> EdgeProcess {
+    spawn_edge_with(bundle, &[])
+}
+
+/// Starts the terminal agent with extra flags (`--simulate`).
+pub fn spawn_edge_with(bundle: &Bundle, args: &[&str]) -> EdgeProcess {
     let log = bundle.dir.join(format!(
         "edge-{}.log",
         std::time::SystemTime::now()
@@ -153,6 +158,7 @@ pub fn spawn_edge(bundle: &Bundle) -> EdgeProcess {
     let mut child = Command::new(edge_bin())
         .arg("--profile")
         .arg(&bundle.profile)
+        .args(args)
         .env("ETAHOIVA_EDGE_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("log file"))

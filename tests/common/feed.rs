@@ -17,6 +17,11 @@ pub type Feed =
 
 /// Opens the live feed of the user holding `token`.
 pub async fn connect(hub: &HubProcess, token: &str) -> Feed {
+    connect_to(hub, token, "/api/v1/alerts/live").await
+}
+
+/// Opens the WebSocket at `path` as the user holding `token`.
+pub async fn connect_to(hub: &HubProcess, token: &str, path: &str) -> Feed {
     let ca = std::fs::read(hub.data_dir.join("tls/ca.pem")).expect("hub CA");
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&ca) {
@@ -39,7 +44,7 @@ pub async fn connect(hub: &HubProcess, token: &str) -> Feed {
         .connect(name, tcp)
         .await
         .expect("tls");
-    let mut request = format!("wss://{addr}/api/v1/alerts/live")
+    let mut request = format!("wss://{addr}{path}")
         .into_client_request()
         .expect("request");
     request.headers_mut().insert(

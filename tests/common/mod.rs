@@ -114,6 +114,11 @@ pub fn spawn_hub_in(
         } else {
             &["--device-listen", "127.0.0.1:0"][..]
         })
+        .args(if extra_args.contains(&"--relay-listen") {
+            &[][..]
+        } else {
+            &["--relay-listen", "127.0.0.1:0"][..]
+        })
         .env_remove("DATABASE_URL")
         .env("ETAHOIVA_LOG", "error")
         .stdout(Stdio::piped())

@@ -284,9 +284,15 @@ pub async fn page(addr: std::net::SocketAddr, path: &str) -> String {
 /// Starts a terminal from the profile at `path` with its kiosk.
 pub async fn start_terminal(path: &Path) -> (agent::Running, std::net::SocketAddr) {
     let profile = Profile::load(path).expect("profile");
-    let running = agent::start(profile, RunOptions { kiosk: true })
-        .await
-        .expect("agent starts");
+    let running = agent::start(
+        profile,
+        RunOptions {
+            kiosk: true,
+            simulate: false,
+        },
+    )
+    .await
+    .expect("agent starts");
     let kiosk = running.kiosk_addr.expect("kiosk address");
     (running, kiosk)
 }

@@ -1,0 +1,448 @@
+//! The video relay: a selective forwarding unit inside the hub. Every
+//! participant of a call (the nurse's console, the home terminal) connects
+//! to the hub, never to another participant; the hub terminates ICE, DTLS
+//! and SRTP of each leg and forwards RTP between the legs of a call without
+//! decoding it. A leg exists only after the hub decided, on record, that its
+//! participant may be in that call: a STUN check for any other leg is
+//! dropped. See `docs/relay.md`.
+//!
+//! Legs live on shards: a thread each, with its own UDP socket; all legs of
+//! a call on one shard, so forwarding is a function call in one thread.
+
+pub mod forward;
+mod shard;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etahoiva_media::{EngineError, MediaEngine, RtcEngine};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use shard::LegKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("no such leg")]
+    NoLeg,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the relay is not running")]
+    Stopped,
+    #[error("cannot open the relay's socket on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Who a leg serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Party {
+    /// A staff member's console (user id).
+    Staff(String),
+    /// A home terminal (device id).
+    Terminal(String),
+}
+
+impl Party {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Party::Terminal(_))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RelaySettings {
+    /// Where the shards' UDP sockets listen; shard n uses `port + n`
+    /// (port 0: any free port, for tests).
+    pub bind: SocketAddr,
+    /// The address announced to participants; the bind address when it is
+    /// a specific one.
+    pub public_ip: Option<IpAddr>,
+    pub shards: usize,
+}
+
+impl RelaySettings {
+    fn announced_ip(&self) -> IpAddr {
+        match self.public_ip {
+            Some(ip) => ip,
+            None if !self.bind.ip().is_unspecified() => self.bind.ip(),
+            None => IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+}
+
+/// What the relay tells the rest of the hub.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RelayEvent {
+    /// ICE and DTLS of a leg are done.
+    Connected {
+        call_id: String,
+        leg_id: String,
+        party: Party,
+        setup_ms: u64,
+    },
+    /// A leg lost its connection for a moment; the participant may restart ICE.
+    Disconnected {
+        call_id: String,
+        leg_id: String,
+        party: Party,
+    },
+    /// A leg failed for good.
+    Failed {
+        call_id: String,
+        leg_id: String,
+        party: Party,
+    },
+}
+
+/// A leg as the rest of the hub knows it.
+#[derive(Clone, Debug)]
+pub struct LegInfo {
+    pub call_id: String,
+    pub party: Party,
+    shard: usize,
+    key: LegKey,
+}
+
+/// An offer for a new or restarted leg.
+#[derive(Clone, Debug, Serialize)]
+pub struct LegOffer {
+    pub call_id: String,
+    pub leg_id: String,
+    pub sdp: String,
+}
+
+/// Counters of one leg, for the quality indicator and the benchmark.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LegQuality {
+    pub leg_id: String,
+    pub connected: bool,
+    pub sent_packets: u64,
+    pub received_packets: u64,
+    pub sent_bytes: u64,
+    pub received_bytes: u64,
+    pub keyframe_requests_in: u64,
+}
+
+enum Command {
+    Open {
+        key: LegKey,
+        call_id: String,
+        leg_id: String,
+        party: Party,
+        reply: oneshot::Sender<Result<String, RelayError>>,
+    },
+    Answer {
+        key: LegKey,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), RelayError>>,
+    },
+    Candidate {
+        key: LegKey,
+        candidate: String,
+    },
+    Restart {
+        key: LegKey,
+        reply: oneshot::Sender<Result<String, RelayError>>,
+    },
+    OpenGate {
+        call_id: String,
+    },
+    CloseLeg {
+        key: LegKey,
+    },
+    CloseCall {
+        call_id: String,
+    },
+    Quality {
+        call_id: String,
+        reply: oneshot::Sender<Vec<LegQuality>>,
+    },
+}
+
+struct Directory {
+    legs: HashMap<String, LegInfo>,
+    /// The shard of each call with legs.
+    calls: HashMap<String, usize>,
+    /// Legs per shard, to place new calls.
+    load: Vec<usize>,
+    next_key: LegKey,
+}
+
+/// The relay's handle (cheap to clone).
+#[derive(Clone)]
+pub struct Relay {
+    shards: Arc<Vec<mpsc::UnboundedSender<Command>>>,
+    addrs: Arc<Vec<SocketAddr>>,
+    directory: Arc<Mutex<Directory>>,
+    events: broadcast::Sender<RelayEvent>,
+    engine: &'static str,
+}
+
+impl Relay {
+    /// Starts the relay on the `rtc` engine.
+    pub fn start(settings: &RelaySettings) -> Result<Relay, RelayError> {
+        Relay::start_with(RtcEngine, settings)
+    }
+
+    /// Starts the relay on any media engine.
+    pub fn start_with<E: MediaEngine + Clone>(
+        engine: E,
+        settings: &RelaySettings,
+    ) -> Result<Relay, RelayError> {
+        let (events, _) = broadcast::channel(1024);
+        let count = settings.shards.clamp(1, 8);
+        let mut shards = Vec::with_capacity(count);
+        let mut addrs = Vec::with_capacity(count);
+        let announced = settings.announced_ip();
+        for n in 0..count {
+            let port = match settings.bind.port() {
+                0 => 0,
+                p => p.saturating_add(n as u16),
+            };
+            let bind = SocketAddr::new(settings.bind.ip(), port);
+            let socket = std::net::UdpSocket::bind(bind)
+                .map_err(|source| RelayError::Bind { addr: bind, source })?;
+            socket
+                .set_nonblocking(true)
+                .map_err(|source| RelayError::Bind { addr: bind, source })?;
+            let local = socket
+                .local_addr()
+                .map_err(|source| RelayError::Bind { addr: bind, source })?;
+            let public = SocketAddr::new(announced, local.port());
+            let (tx, rx) = mpsc::unbounded_channel();
+            shard::spawn(n, engine.clone(), socket, public, rx, events.clone());
+            shards.push(tx);
+            addrs.push(public);
+        }
+        tracing::info!(engine = engine.name(), shards = count, addrs = ?addrs, "relay started");
+        Ok(Relay {
+            shards: Arc::new(shards),
+            addrs: Arc::new(addrs),
+            directory: Arc::new(Mutex::new(Directory {
+                legs: HashMap::new(),
+                calls: HashMap::new(),
+                load: vec![0; count],
+                next_key: 1,
+            })),
+            events,
+            engine: engine.name(),
+        })
+    }
+
+    pub fn engine(&self) -> &'static str {
+        self.engine
+    }
+
+    /// The media addresses participants reach, one per shard.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RelayEvent> {
+        self.events.subscribe()
+    }
+
+    fn directory(&self) -> std::sync::MutexGuard<'_, Directory> {
+        self.directory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The leg, if it exists.
+    pub fn leg(&self, leg_id: &str) -> Option<LegInfo> {
+        self.directory().legs.get(leg_id).cloned()
+    }
+
+    /// Ids of the legs of a call.
+    pub fn legs_of(&self, call_id: &str) -> Vec<(String, Party)> {
+        self.directory()
+            .legs
+            .iter()
+            .filter(|(_, l)| l.call_id == call_id)
+            .map(|(id, l)| (id.clone(), l.party.clone()))
+            .collect()
+    }
+
+    /// Opens a leg for `party` in a call: its offer, for the participant to
+    /// answer. The caller has decided that the party may be in the call.
+    pub async fn open_leg(&self, call_id: &str, party: Party) -> Result<LegOffer, RelayError> {
+        let leg_id = format!("leg-{}", etahoiva_media::engine::random_token(16));
+        let (shard, key) = {
+            let mut d = self.directory();
+            let shard = match d.calls.get(call_id) {
+                Some(s) => *s,
+                None => d
+                    .load
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, n)| **n)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0),
+            };
+            let key = d.next_key;
+            d.next_key += 1;
+            d.calls.insert(call_id.to_string(), shard);
+            d.load[shard] += 1;
+            d.legs.insert(
+                leg_id.clone(),
+                LegInfo {
+                    call_id: call_id.to_string(),
+                    party: party.clone(),
+                    shard,
+                    key,
+                },
+            );
+            (shard, key)
+        };
+        let (reply, answer) = oneshot::channel();
+        let sent = self.shards[shard].send(Command::Open {
+            key,
+            call_id: call_id.to_string(),
+            leg_id: leg_id.clone(),
+            party,
+            reply,
+        });
+        let result = match sent {
+            Ok(()) => answer.await.unwrap_or(Err(RelayError::Stopped)),
+            Err(_) => Err(RelayError::Stopped),
+        };
+        match result {
+            Ok(sdp) => Ok(LegOffer {
+                call_id: call_id.to_string(),
+                leg_id,
+                sdp,
+            }),
+            Err(e) => {
+                self.forget(&leg_id);
+                Err(e)
+            }
+        }
+    }
+
+    /// The participant's answer to the leg's offer.
+    pub async fn answer(&self, leg_id: &str, sdp: &str) -> Result<(), RelayError> {
+        let leg = self.leg(leg_id).ok_or(RelayError::NoLeg)?;
+        let (reply, answer) = oneshot::channel();
+        self.shards[leg.shard]
+            .send(Command::Answer {
+                key: leg.key,
+                sdp: sdp.to_string(),
+                reply,
+            })
+            .map_err(|_| RelayError::Stopped)?;
+        answer.await.unwrap_or(Err(RelayError::Stopped))
+    }
+
+    /// A candidate trickled by the participant.
+    pub fn candidate(&self, leg_id: &str, candidate: &str) -> Result<(), RelayError> {
+        let leg = self.leg(leg_id).ok_or(RelayError::NoLeg)?;
+        self.shards[leg.shard]
+            .send(Command::Candidate {
+                key: leg.key,
+                candidate: candidate.to_string(),
+            })
+            .map_err(|_| RelayError::Stopped)
+    }
+
+    /// A new offer with fresh ICE credentials: the participant's network
+    /// changed. The call and its media carry on.
+    pub async fn restart_ice(&self, leg_id: &str) -> Result<LegOffer, RelayError> {
+        let leg = self.leg(leg_id).ok_or(RelayError::NoLeg)?;
+        let (reply, answer) = oneshot::channel();
+        self.shards[leg.shard]
+            .send(Command::Restart {
+                key: leg.key,
+                reply,
+            })
+            .map_err(|_| RelayError::Stopped)?;
+        let sdp = answer.await.unwrap_or(Err(RelayError::Stopped))?;
+        Ok(LegOffer {
+            call_id: leg.call_id,
+            leg_id: leg_id.to_string(),
+            sdp,
+        })
+    }
+
+    /// Media of the call flows from now on (the client answered): until
+    /// then nothing is forwarded in either direction.
+    pub fn open_gate(&self, call_id: &str) {
+        let shard = self.directory().calls.get(call_id).copied();
+        if let Some(shard) = shard {
+            let _ = self.shards[shard].send(Command::OpenGate {
+                call_id: call_id.to_string(),
+            });
+        }
+    }
+
+    pub fn close_leg(&self, leg_id: &str) {
+        if let Some(leg) = self.forget(leg_id) {
+            let _ = self.shards[leg.shard].send(Command::CloseLeg { key: leg.key });
+        }
+    }
+
+    /// Closes every leg of a call.
+    pub fn close_call(&self, call_id: &str) {
+        let shard = {
+            let mut d = self.directory();
+            let ids: Vec<String> = d
+                .legs
+                .iter()
+                .filter(|(_, l)| l.call_id == call_id)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ids {
+                if let Some(l) = d.legs.remove(&id) {
+                    d.load[l.shard] = d.load[l.shard].saturating_sub(1);
+                }
+            }
+            d.calls.remove(call_id)
+        };
+        if let Some(shard) = shard {
+            let _ = self.shards[shard].send(Command::CloseCall {
+                call_id: call_id.to_string(),
+            });
+        }
+    }
+
+    fn forget(&self, leg_id: &str) -> Option<LegInfo> {
+        let mut d = self.directory();
+        let leg = d.legs.remove(leg_id)?;
+        d.load[leg.shard] = d.load[leg.shard].saturating_sub(1);
+        if !d.legs.values().any(|l| l.call_id == leg.call_id) {
+            d.calls.remove(&leg.call_id);
+        }
+        Some(leg)
+    }
+
+    /// Counters of the legs of a call.
+    pub async fn quality(&self, call_id: &str) -> Vec<LegQuality> {
+        let shard = self.directory().calls.get(call_id).copied();
+        let Some(shard) = shard else {
+            return Vec::new();
+        };
+        let (reply, answer) = oneshot::channel();
+        if self.shards[shard]
+            .send(Command::Quality {
+                call_id: call_id.to_string(),
+                reply,
+            })
+            .is_err()
+        {
+            return Vec::new();
+        }
+        tokio::time::timeout(Duration::from_secs(2), answer)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
+    /// Legs open, by the hub's directory.
+    pub fn open_legs(&self) -> usize {
+        self.directory().legs.len()
+    }
+}

@@ -1,0 +1,521 @@
+//! One shard of the relay: a thread with its own UDP socket, its legs, the
+//! demultiplexing maps and the forwarding between the legs of its calls.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use etahoiva_media::{
+    stun, IceCreds, Leg, LegConfig, LegEvent, LegOutput, MediaEngine, MediaKind, Role, RtpOut,
+    TrackId,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc};
+
+use super::forward::{KeyframeGate, SeqRewriter};
+use super::{Command, LegQuality, Party, RelayError, RelayEvent};
+
+/// A leg's number inside the relay.
+pub type LegKey = u64;
+
+/// Datagrams read per wake-up before the legs are drained.
+const BATCH: usize = 64;
+/// A source is asked for a key frame at most this often.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
+
+struct Slot<L> {
+    leg: L,
+    call_id: String,
+    leg_id: String,
+    party: Party,
+    tracks: HashMap<MediaKind, TrackId>,
+    rewriters: HashMap<MediaKind, SeqRewriter>,
+    keyframes: KeyframeGate,
+    ufrag: String,
+    addrs: Vec<SocketAddr>,
+    connected: bool,
+    timeout: Option<Instant>,
+}
+
+#[derive(Default)]
+struct CallLegs {
+    legs: Vec<LegKey>,
+    /// Media flows only once the client answered.
+    open: bool,
+}
+
+struct Shard<E: MediaEngine> {
+    n: usize,
+    engine: E,
+    socket: UdpSocket,
+    public: SocketAddr,
+    legs: HashMap<LegKey, Slot<E::Leg>>,
+    calls: HashMap<String, CallLegs>,
+    by_addr: HashMap<SocketAddr, LegKey>,
+    by_ufrag: HashMap<String, LegKey>,
+    events: broadcast::Sender<RelayEvent>,
+    touched: Vec<LegKey>,
+    outbox: Vec<(SocketAddr, Bytes)>,
+}
+
+pub(super) fn spawn<E: MediaEngine + Clone>(
+    n: usize,
+    engine: E,
+    socket: std::net::UdpSocket,
+    public: SocketAddr,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: broadcast::Sender<RelayEvent>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("relay-{n}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(shard = n, error = %e, "relay shard cannot start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let socket = match UdpSocket::from_std(socket) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(shard = n, error = %e, "relay socket");
+                        return;
+                    }
+                };
+                let shard = Shard {
+                    n,
+                    engine,
+                    socket,
+                    public,
+                    legs: HashMap::new(),
+                    calls: HashMap::new(),
+                    by_addr: HashMap::new(),
+                    by_ufrag: HashMap::new(),
+                    events,
+                    touched: Vec::new(),
+                    outbox: Vec::new(),
+                };
+                shard.run(commands).await;
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::error!(shard = n, error = %e, "relay shard thread");
+    }
+}
+
+impl<E: MediaEngine> Shard<E> {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let next = self.legs.values().filter_map(|s| s.timeout).min();
+            let sleep = tokio::time::sleep_until(
+                next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                    .into(),
+            );
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                received = self.socket.recv_from(&mut buf) => {
+                    if let Ok((len, from)) = received {
+                        let now = Instant::now();
+                        self.datagram(from, &buf[..len], now);
+                        for _ in 1..BATCH {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((len, from)) => self.datagram(from, &buf[..len], now),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                () = sleep => {
+                    let now = Instant::now();
+                    let due: Vec<LegKey> = self
+                        .legs
+                        .iter()
+                        .filter(|(_, s)| s.timeout.is_some_and(|t| t <= now))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for key in due {
+                        if let Some(slot) = self.legs.get_mut(&key) {
+                            slot.leg.handle_timeout(now);
+                            self.touched.push(key);
+                        }
+                    }
+                }
+            }
+            self.drain();
+            self.flush().await;
+        }
+        let keys: Vec<LegKey> = self.legs.keys().copied().collect();
+        for key in keys {
+            self.close_leg(key);
+        }
+        self.drain();
+        self.flush().await;
+    }
+
+    fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        let by_ufrag = stun::receiver_ufrag(data).and_then(|u| self.by_ufrag.get(u).copied());
+        let Some(key) = by_ufrag.or_else(|| self.by_addr.get(&from).copied()) else {
+            metrics::counter!("etahoiva_relay_dropped_unknown_total").increment(1);
+            return;
+        };
+        let Some(slot) = self.legs.get_mut(&key) else {
+            return;
+        };
+        match slot.leg.handle_datagram(from, data, now) {
+            Ok(()) => {
+                if by_ufrag.is_some() && !self.by_addr.contains_key(&from) {
+                    self.by_addr.insert(from, key);
+                    slot.addrs.push(from);
+                }
+            }
+            Err(e) => {
+                metrics::counter!("etahoiva_relay_refused_datagrams_total").increment(1);
+                tracing::trace!(leg_id = %slot.leg_id, error = %e, "datagram refused");
+            }
+        }
+        self.touched.push(key);
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Open {
+                key,
+                call_id,
+                leg_id,
+                party,
+                reply,
+            } => {
+                let result = self.open(key, &call_id, &leg_id, party, now);
+                let _ = reply.send(result);
+            }
+            Command::Answer { key, sdp, reply } => {
+                let result = match self.legs.get_mut(&key) {
+                    Some(slot) => slot.leg.apply_answer(&sdp, now).map_err(RelayError::from),
+                    None => Err(RelayError::NoLeg),
+                };
+                self.touched.push(key);
+                let _ = reply.send(result);
+            }
+            Command::Candidate { key, candidate } => {
+                if let Some(slot) = self.legs.get_mut(&key) {
+                    if let Err(e) = slot.leg.add_remote_candidate(&candidate) {
+                        tracing::debug!(leg_id = %slot.leg_id, error = %e, "candidate refused");
+                    }
+                    self.touched.push(key);
+                }
+            }
+            Command::Restart { key, reply } => {
+                let result = match self.legs.get_mut(&key) {
+                    Some(slot) => match slot.leg.create_offer(true, now) {
+                        Ok(sdp) => {
+                            let ufrag = slot.leg.ufrag().to_string();
+                            if ufrag != slot.ufrag {
+                                self.by_ufrag.remove(&slot.ufrag);
+                                self.by_ufrag.insert(ufrag.clone(), key);
+                                slot.ufrag = ufrag;
+                            }
+                            Ok(sdp)
+                        }
+                        Err(e) => Err(e.into()),
+                    },
+                    None => Err(RelayError::NoLeg),
+                };
+                self.touched.push(key);
+                let _ = reply.send(result);
+            }
+            Command::OpenGate { call_id } => {
+                let legs = match self.calls.get_mut(&call_id) {
+                    Some(call) => {
+                        call.open = true;
+                        call.legs.clone()
+                    }
+                    None => return,
+                };
+                for key in legs {
+                    self.ask_keyframe(key, now);
+                }
+            }
+            Command::CloseLeg { key } => self.close_leg(key),
+            Command::CloseCall { call_id } => {
+                let legs = self
+                    .calls
+                    .get(&call_id)
+                    .map(|c| c.legs.clone())
+                    .unwrap_or_default();
+                for key in legs {
+                    self.close_leg(key);
+                }
+                self.calls.remove(&call_id);
+            }
+            Command::Quality { call_id, reply } => {
+                let legs = self
+                    .calls
+                    .get(&call_id)
+                    .map(|c| c.legs.clone())
+                    .unwrap_or_default();
+                let mut quality = Vec::with_capacity(legs.len());
+                for key in legs {
+                    if let Some(slot) = self.legs.get_mut(&key) {
+                        let s = slot.leg.stats(now);
+                        quality.push(LegQuality {
+                            leg_id: slot.leg_id.clone(),
+                            connected: slot.connected,
+                            sent_packets: s.sent_packets,
+                            received_packets: s.received_packets,
+                            sent_bytes: s.sent_bytes,
+                            received_bytes: s.received_bytes,
+                            keyframe_requests_in: s.keyframe_requests_in,
+                        });
+                    }
+                }
+                let _ = reply.send(quality);
+            }
+        }
+    }
+
+    fn open(
+        &mut self,
+        key: LegKey,
+        call_id: &str,
+        leg_id: &str,
+        party: Party,
+        now: Instant,
+    ) -> Result<String, RelayError> {
+        let ice = IceCreds::random(&format!("s{}", self.n));
+        let config = LegConfig {
+            role: Role::Hub,
+            ice: Some(ice.clone()),
+            local: self.public,
+        };
+        let mut leg = self.engine.new_leg(&config, now)?;
+        let mut tracks = HashMap::new();
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            tracks.insert(kind, leg.add_sender(kind)?);
+        }
+        let sdp = leg.create_offer(false, now)?;
+        let ufrag = leg.ufrag().to_string();
+        self.by_ufrag.insert(ufrag.clone(), key);
+        self.calls
+            .entry(call_id.to_string())
+            .or_default()
+            .legs
+            .push(key);
+        self.legs.insert(
+            key,
+            Slot {
+                leg,
+                call_id: call_id.to_string(),
+                leg_id: leg_id.to_string(),
+                party,
+                tracks,
+                rewriters: HashMap::new(),
+                keyframes: KeyframeGate::new(KEYFRAME_INTERVAL),
+                ufrag,
+                addrs: Vec::new(),
+                connected: false,
+                timeout: None,
+            },
+        );
+        self.touched.push(key);
+        metrics::gauge!("etahoiva_relay_legs", "shard" => self.n.to_string())
+            .set(self.legs.len() as f64);
+        tracing::debug!(shard = self.n, call_id, leg_id, "leg opened");
+        Ok(sdp)
+    }
+
+    fn close_leg(&mut self, key: LegKey) {
+        let Some(mut slot) = self.legs.remove(&key) else {
+            return;
+        };
+        let now = Instant::now();
+        slot.leg.close(now);
+        while let Some(out) = slot.leg.poll() {
+            if let LegOutput::Transmit(t) = out {
+                self.outbox.push((t.to, t.data));
+            }
+        }
+        self.by_ufrag.remove(&slot.ufrag);
+        for addr in &slot.addrs {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if let Some(call) = self.calls.get_mut(&slot.call_id) {
+            call.legs.retain(|k| *k != key);
+            if call.legs.is_empty() {
+                self.calls.remove(&slot.call_id);
+            }
+        }
+        metrics::gauge!("etahoiva_relay_legs", "shard" => self.n.to_string())
+            .set(self.legs.len() as f64);
+        tracing::debug!(shard = self.n, call_id = %slot.call_id, leg_id = %slot.leg_id, "leg closed");
+    }
+
+    /// Asks a leg's participant for a key frame, if not asked just now.
+    fn ask_keyframe(&mut self, key: LegKey, now: Instant) {
+        if let Some(slot) = self.legs.get_mut(&key) {
+            if slot.keyframes.allow(now) {
+                slot.leg.request_keyframe(now);
+                self.touched.push(key);
+            }
+        }
+    }
+
+    /// The other legs of a leg's call.
+    fn others(&self, key: LegKey) -> (bool, Vec<LegKey>) {
+        let Some(slot) = self.legs.get(&key) else {
+            return (false, Vec::new());
+        };
+        match self.calls.get(&slot.call_id) {
+            Some(call) => (
+                call.open,
+                call.legs.iter().copied().filter(|k| *k != key).collect(),
+            ),
+            None => (false, Vec::new()),
+        }
+    }
+
+    /// Drains every touched leg: datagrams to send, and events, which may
+    /// touch other legs (forwarding).
+    fn drain(&mut self) {
+        while let Some(key) = self.touched.pop() {
+            while let Some(slot) = self.legs.get_mut(&key) {
+                let Some(out) = slot.leg.poll() else {
+                    slot.timeout = slot.leg.poll_timeout();
+                    break;
+                };
+                match out {
+                    LegOutput::Transmit(t) => self.outbox.push((t.to, t.data)),
+                    LegOutput::Event(event) => self.event(key, event),
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, key: LegKey, event: LegEvent) {
+        let now = Instant::now();
+        match event {
+            LegEvent::Rtp(rtp) => {
+                let (open, others) = self.others(key);
+                if !open {
+                    metrics::counter!("etahoiva_relay_gated_packets_total").increment(1);
+                    return;
+                }
+                let ts_step = match rtp.kind {
+                    MediaKind::Audio => 960,
+                    MediaKind::Video => 3000,
+                };
+                for other in others {
+                    let Some(dst) = self.legs.get_mut(&other) else {
+                        continue;
+                    };
+                    if !dst.connected {
+                        continue;
+                    }
+                    let Some(track) = dst.tracks.get(&rtp.kind).copied() else {
+                        continue;
+                    };
+                    let (seq, ts) = dst
+                        .rewriters
+                        .entry(rtp.kind)
+                        .or_default()
+                        .rewrite(key, rtp.seq, rtp.ts, ts_step);
+                    let out = RtpOut {
+                        seq,
+                        ts,
+                        marker: rtp.marker,
+                        payload: rtp.payload.clone(),
+                    };
+                    match dst.leg.send_rtp(track, out, now) {
+                        Ok(()) => {
+                            metrics::counter!("etahoiva_relay_forwarded_packets_total")
+                                .increment(1);
+                            self.touched.push(other);
+                        }
+                        Err(e) => {
+                            tracing::trace!(leg_id = %dst.leg_id, error = %e, "not forwarded")
+                        }
+                    }
+                }
+            }
+            LegEvent::KeyframeRequested { .. } => {
+                let (_, others) = self.others(key);
+                for other in others {
+                    self.ask_keyframe(other, now);
+                }
+            }
+            LegEvent::Connected { setup } => {
+                let Some(slot) = self.legs.get_mut(&key) else {
+                    return;
+                };
+                slot.connected = true;
+                let event = RelayEvent::Connected {
+                    call_id: slot.call_id.clone(),
+                    leg_id: slot.leg_id.clone(),
+                    party: slot.party.clone(),
+                    setup_ms: setup.as_millis() as u64,
+                };
+                metrics::histogram!("etahoiva_relay_setup_seconds").record(setup.as_secs_f64());
+                tracing::info!(call_id = %slot.call_id, leg_id = %slot.leg_id, setup_ms = setup.as_millis() as u64, "leg connected");
+                let _ = self.events.send(event);
+                // The new receiver needs a picture now, not at the next key frame.
+                let (_, others) = self.others(key);
+                for other in others {
+                    self.ask_keyframe(other, now);
+                }
+            }
+            LegEvent::Disconnected | LegEvent::Failed => {
+                let Some(slot) = self.legs.get(&key) else {
+                    return;
+                };
+                let (call_id, leg_id, party) = (
+                    slot.call_id.clone(),
+                    slot.leg_id.clone(),
+                    slot.party.clone(),
+                );
+                let event = if matches!(event, LegEvent::Failed) {
+                    RelayEvent::Failed {
+                        call_id,
+                        leg_id,
+                        party,
+                    }
+                } else {
+                    RelayEvent::Disconnected {
+                        call_id,
+                        leg_id,
+                        party,
+                    }
+                };
+                let _ = self.events.send(event);
+            }
+            LegEvent::RembReceived { .. } | LegEvent::Closed | LegEvent::AddressSelected { .. } => {
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        for (to, data) in self.outbox.drain(..) {
+            match self.socket.try_send_to(&data, to) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.socket.send_to(&data, to).await {
+                        tracing::debug!(%to, error = %e, "relay send");
+                    }
+                }
+                Err(e) => tracing::debug!(%to, error = %e, "relay send"),
+            }
+        }
+    }
+}

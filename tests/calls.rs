@@ -1,0 +1,272 @@
+//! Black-box tests of video calls through the hub's relay: a real hub, real
+//! simulated terminals (`etahoiva-edge --simulate`) and a console peer on the
+//! call signalling WebSocket, with media carried both ways over loopback.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::alarm::{home_terminal, kiosk_http};
+use common::api::{self, alert, call, open_alerts, Api};
+use common::edge::{eventually, spawn_edge_with, Bundle};
+use common::feed::{self, Feed};
+use common::{add_user, login, spawn_hub_in, HubProcess};
+use etahoiva_media::generate::MediaLoop;
+use etahoiva_media::peer::{MediaReport, Peer};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct World {
+    hub: HubProcess,
+    http: reqwest::Client,
+    admin: String,
+    pekka: String,
+    paula: String,
+    aino: String,
+    dir: tempfile::TempDir,
+}
+
+impl Api for World {
+    fn api(&self) -> (&HubProcess, &reqwest::Client) {
+        (&self.hub, &self.http)
+    }
+}
+
+/// A hub at night: Lestijoki's patrol (Pekka) takes Aino's alarms and may
+/// open her camera at once; Paula is on another area's patrol.
+async fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("hub");
+    add_user(&data, "admin", "admin", PASSWORD);
+    add_user(&data, "pekka", "patrol", PASSWORD);
+    add_user(&data, "paula", "patrol", PASSWORD);
+    let hub = spawn_hub_in(
+        &data,
+        "hub",
+        &[],
+        &[
+            ("ETAHOIVA_ALARM_DAY_START", "00:00"),
+            ("ETAHOIVA_ALARM_DAY_END", "00:00"),
+        ],
+    );
+    let http = hub.client();
+    let admin = login(&http, &hub, "admin", PASSWORD).await;
+    let pekka = login(&http, &hub, "pekka", PASSWORD).await;
+    let paula = login(&http, &hub, "paula", PASSWORD).await;
+    let mut w = World {
+        hub,
+        http,
+        admin,
+        pekka,
+        paula,
+        aino: String::new(),
+        dir,
+    };
+    let admin = w.admin.clone();
+    let users = api::user_ids(&w, &admin).await;
+    let lesti = api::area(&w, &admin, "Lestijoki").await;
+    let perho = api::area(&w, &admin, "Perhonjoki").await;
+    let lesti_team = api::team(
+        &w,
+        &admin,
+        json!({"name": "Yöpartio Lesti", "kind": "patrol", "area_id": lesti, "members": [users["pekka"]]}),
+    )
+    .await;
+    let perho_team = api::team(
+        &w,
+        &admin,
+        json!({"name": "Yöpartio Perho", "kind": "patrol", "area_id": perho, "members": [users["paula"]]}),
+    )
+    .await;
+    for team in [&lesti_team, &perho_team] {
+        api::on_duty(&w, &admin, team, 600).await;
+    }
+    w.aino = api::client(
+        &w,
+        &admin,
+        json!({"name": "Aino Virtanen", "language": "fi", "area_id": lesti,
+               "address": "Kirkkotie 3, Kannus", "alarm_video": "open_at_once"}),
+    )
+    .await;
+    w
+}
+
+/// The alert of Aino's help press, once it reached the patrol.
+async fn alarm(w: &World) -> String {
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            !open_alerts(w, &w.pekka).await.is_empty()
+        })
+        .await,
+        "the alarm reached the patrol"
+    );
+    open_alerts(w, &w.pekka).await[0]["id"]
+        .as_str()
+        .expect("alert id")
+        .to_string()
+}
+
+fn media_report(bundle: &Bundle) -> Option<Value> {
+    let text = std::fs::read_to_string(bundle.dir.join("state/media.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The next message of the call signalling that satisfies `want`.
+async fn until(socket: &mut Feed, limit: Duration, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = feed::next(socket, left)
+            .await
+            .expect("call signalling message in time");
+        if want(&message) {
+            return message;
+        }
+    }
+}
+
+fn small_loop() -> Arc<MediaLoop> {
+    Arc::new(MediaLoop::small().expect("media loop"))
+}
+
+async fn wait_report(peer: &Peer, limit: Duration, want: impl Fn(&MediaReport) -> bool) -> bool {
+    eventually(limit, || async { want(&peer.report()) }).await
+}
+
+fn state_dir_has(bundle: &Bundle, want: impl Fn(&Value) -> bool) -> bool {
+    media_report(bundle).is_some_and(|r| want(&r))
+}
+
+#[tokio::test]
+async fn a_patrol_and_a_simulated_terminal_see_and_hear_each_other_through_the_hub() {
+    let w = world().await;
+    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
+    let edge = spawn_edge_with(&bundle, &["--simulate"]);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    let id = alarm(&w).await;
+
+    // Pekka handles the alarm and calls the home; the camera opens at once.
+    let (s, opened) = call(
+        &w,
+        "POST",
+        &w.pekka,
+        &format!("/api/v1/alerts/{id}/call"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+
+    // Paula, on another area's patrol, cannot take the call's media.
+    let mut intruder = feed::connect_to(&w.hub, &w.paula, "/api/v1/calls/live").await;
+    feed::send(&mut intruder, json!({"type": "join", "call_id": call_id})).await;
+    let refused = until(&mut intruder, Duration::from_secs(10), |m| {
+        m["type"] != "quality"
+    })
+    .await;
+    assert_eq!(refused["type"], "refused", "{refused}");
+
+    // Pekka's console joins the call's media: the hub offers, the console answers.
+    let mut console = feed::connect_to(&w.hub, &w.pekka, "/api/v1/calls/live").await;
+    feed::send(&mut console, json!({"type": "join", "call_id": call_id})).await;
+    let offer = until(&mut console, Duration::from_secs(10), |m| {
+        m["type"] == "offer"
+    })
+    .await;
+    let sdp = offer["sdp"].as_str().expect("sdp");
+    assert!(sdp.contains("a=ice-lite"), "the hub is ICE-lite: {sdp}");
+    assert!(sdp.contains("VP8/90000") && sdp.contains("opus/48000"));
+    let leg_id = offer["leg_id"].as_str().expect("leg").to_string();
+    let peer = Peer::answer(sdp, Some(small_loop())).await.expect("answer");
+    feed::send(
+        &mut console,
+        json!({"type": "answer", "call_id": call_id, "leg_id": leg_id, "sdp": peer.answer_sdp()}),
+    )
+    .await;
+    peer.send_media(true);
+
+    // Both legs connect through the hub.
+    let mut connected = Vec::new();
+    while connected.len() < 2 {
+        let m = until(&mut console, Duration::from_secs(20), |m| {
+            m["type"] == "connected"
+        })
+        .await;
+        connected.push(m["party"].as_str().unwrap_or_default().to_string());
+    }
+    connected.sort();
+    assert_eq!(connected, ["staff", "terminal"]);
+
+    // The console receives the terminal's moving picture and tone...
+    assert!(
+        wait_report(&peer, Duration::from_secs(20), |r| r.video_frames_in >= 15
+            && r.audio_packets_in >= 50)
+        .await,
+        "the console received the terminal's media: {:?}",
+        peer.report()
+    );
+    // ...and the terminal the console's.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            state_dir_has(&bundle, |r| {
+                r["call_id"] == call_id.as_str()
+                    && r["video_frames_in"].as_u64().unwrap_or(0) >= 15
+                    && r["audio_packets_in"].as_u64().unwrap_or(0) >= 50
+            })
+        })
+        .await,
+        "the terminal received the console's media: {:?}",
+        media_report(&bundle)
+    );
+    // The hub reports what each leg carries.
+    let quality = until(&mut console, Duration::from_secs(10), |m| {
+        m["type"] == "quality"
+    })
+    .await;
+    let legs = quality["legs"].as_array().expect("legs");
+    assert_eq!(legs.len(), 2, "{quality}");
+    assert!(legs
+        .iter()
+        .all(|l| l["connected"] == true && l["received_packets"].as_u64().unwrap_or(0) > 50));
+
+    // Pekka hangs up: the terminal's call ends and the record says who ended it.
+    feed::send(&mut console, json!({"type": "hang_up", "call_id": call_id})).await;
+    let ended = until(&mut console, Duration::from_secs(10), |m| {
+        m["type"] == "state"
+    })
+    .await;
+    assert_eq!(ended["state"], "ended");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            edge.kiosk_state(&kiosk).await["call"].is_null()
+        })
+        .await,
+        "the terminal's call ended"
+    );
+    let calls = alert(&w, &w.pekka, &id).await["calls"].clone();
+    assert_eq!(calls[0]["state"], "ended", "{calls}");
+    assert_eq!(calls[0]["end_reason"], "hung_up_by_staff", "{calls}");
+    // The media stops with the call.
+    let frames = media_report(&bundle).expect("report")["video_frames_in"]
+        .as_u64()
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = media_report(&bundle).expect("report")["video_frames_in"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(frames, later, "no media after the call ended");
+    // A join after the end is refused.
+    feed::send(&mut console, json!({"type": "join", "call_id": call_id})).await;
+    let refused = until(&mut console, Duration::from_secs(10), |m| {
+        m["type"] == "refused"
+    })
+    .await;
+    assert!(
+        refused["message"].as_str().unwrap_or("").contains("ended"),
+        "{refused}"
+    );
+    drop(edge);
+}
