@@ -270,3 +270,118 @@ async fn a_patrol_and_a_simulated_terminal_see_and_hear_each_other_through_the_h
     );
     drop(edge);
 }
+
+/// What the page's connection receives, by `getStats` (the page keeps its
+/// connection as `window.etahoivaCall.pc`): decoded video frames, received
+/// audio packets and the connection state.
+async fn page_media(browser: &common::browser::Browser) -> Value {
+    // getStats is asynchronous: start a read, and return the last one.
+    browser
+        .script(
+            "const c = window.etahoivaCall; if (c && c.pc) { c.pc.getStats().then(r => { \
+               const s = {framesDecoded: 0, audioPackets: 0, framesSent: 0, state: c.pc.connectionState}; \
+               r.forEach(x => { \
+                 if (x.type === 'inbound-rtp' && x.kind === 'video') s.framesDecoded += x.framesDecoded || 0; \
+                 if (x.type === 'inbound-rtp' && x.kind === 'audio') s.audioPackets += x.packetsReceived || 0; \
+                 if (x.type === 'outbound-rtp' && x.kind === 'video') s.framesSent += x.framesEncoded || 0; \
+               }); window.__media = s; }); } return window.__media || null;",
+        )
+        .await
+}
+
+#[tokio::test]
+async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_media() {
+    if !common::browser::available(
+        "browser_console_calls_a_simulated_terminal_and_both_get_the_others_media",
+    ) {
+        return;
+    }
+    let w = world().await;
+    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
+    let edge = spawn_edge_with(&bundle, &["--simulate"]);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    let id = alarm(&w).await;
+    let (s, opened) = call(
+        &w,
+        "POST",
+        &w.pekka,
+        &format!("/api/v1/alerts/{id}/call"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+
+    // Pekka's browser, with a fake camera and microphone, opens the call screen.
+    let browser = common::browser::Browser::start().await;
+    browser
+        .sign_in(&w.hub, "pekka", PASSWORD, "/console/patrol")
+        .await;
+    browser
+        .goto(&w.hub.url(&format!("/console/call/{call_id}")))
+        .await;
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut got_media = false;
+    while std::time::Instant::now() < deadline && !got_media {
+        last = page_media(&browser).await;
+        got_media = last["framesDecoded"].as_u64().unwrap_or(0) >= 15
+            && last["audioPackets"].as_u64().unwrap_or(0) >= 50;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        got_media,
+        "the browser decoded the terminal's video and received its sound: {last}; page: {}",
+        browser
+            .script("return document.getElementById('call-state').textContent + ' ' + document.getElementById('call-error').textContent")
+            .await
+    );
+    assert_eq!(last["state"], "connected");
+    // The terminal receives the browser's camera and microphone.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            state_dir_has(&bundle, |r| {
+                r["call_id"] == call_id.as_str()
+                    && r["video_frames_in"].as_u64().unwrap_or(0) >= 15
+                    && r["audio_packets_in"].as_u64().unwrap_or(0) >= 50
+            })
+        })
+        .await,
+        "the terminal received the browser's media: {:?}",
+        media_report(&bundle)
+    );
+    // The page says the call is on and shows a quality reading.
+    assert!(
+        browser
+            .wait_until(
+                "return window.etahoivaCall.state === 'connected' && \
+                 document.getElementById('quality').dataset.level !== 'unknown'",
+                Duration::from_secs(10),
+            )
+            .await,
+        "call state and quality shown"
+    );
+    // Mute and camera off are toggles the page reflects.
+    let mute = browser.find("#mute").await.expect("mute");
+    browser.click(&mute).await;
+    assert_eq!(
+        browser
+            .script("return [document.getElementById('mute').getAttribute('aria-pressed'), \
+                     window.etahoivaCall.pc.getSenders().filter(s => s.track && s.track.kind === 'audio')[0].track.enabled]")
+            .await,
+        json!(["true", false])
+    );
+    // Hanging up ends the call on the terminal too.
+    let hang_up = browser.find("#hang-up").await.expect("hang up");
+    browser.click(&hang_up).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            edge.kiosk_state(&kiosk).await["call"].is_null()
+        })
+        .await,
+        "the terminal's call ended"
+    );
+    let calls = alert(&w, &w.pekka, &id).await["calls"].clone();
+    assert_eq!(calls[0]["end_reason"], "hung_up_by_staff", "{calls}");
+}

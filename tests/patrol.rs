@@ -114,26 +114,7 @@ async fn world(day_now: bool) -> World {
 
 /// Signs in through the sign-in page and lands on `next`.
 async fn sign_in(browser: &Browser, w: &World, username: &str, next: &str) {
-    browser
-        .goto(&w.hub.url(&format!("/login?next={next}")))
-        .await;
-    let Some(user) = browser.find("#username").await else {
-        let page = browser
-            .script("return location.href + ' | ' + document.title + ' | ' + document.body.innerHTML.slice(0, 400)")
-            .await;
-        panic!("no sign-in form: {page}");
-    };
-    browser.type_text(&user, username).await;
-    let pass = browser.find("#password").await.expect("password field");
-    browser.type_text(&pass, PASSWORD).await;
-    click(browser, "form button[type=submit]").await;
-    expect_page(
-        browser,
-        &format!("return location.pathname === '{next}' && document.readyState === 'complete'"),
-        15,
-        &format!("signed in and on {next}"),
-    )
-    .await;
+    browser.sign_in(&w.hub, username, PASSWORD, next).await;
 }
 
 /// A browser test's stage: a terminal in the client's home, and a browser

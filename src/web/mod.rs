@@ -19,6 +19,7 @@ use crate::startup::{AppState, PeerAddr};
 use crate::store::{Role, SessionUser};
 
 mod alarms;
+mod call;
 mod patrol;
 mod worklist;
 
@@ -45,6 +46,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/{name}", get(console))
         .route("/console/patrol", get(patrol::page))
         .route("/console/alarms", get(alarms::page))
+        .route("/console/call/{call_id}", get(call::page))
+        .route("/static/call.js", get(call::script))
         .route("/patrol.webmanifest", get(patrol::manifest))
         .route("/patrol-sw.js", get(patrol::service_worker))
         .route("/static/patrol.js", get(patrol::app_script))
@@ -602,7 +605,7 @@ pub fn not_found(lang: Lang) -> Response {
     )
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

@@ -189,7 +189,15 @@ pub async fn act(
         ));
     }
     let note = (!note.is_empty() && action == Action::Complete).then_some(note);
-    crate::schedule::calls::act_and_ring(&state, &id, action, &session.user.id, outcome, note)
-        .await?;
+    let visit =
+        crate::schedule::calls::act_and_ring(&state, &id, action, &session.user.id, outcome, note)
+            .await?;
+    if action == Action::Call {
+        // The call screen: video, sound, mute, camera, hang up.
+        let call_id = crate::schedule::calls::call_id(&visit);
+        return Ok(
+            Redirect::to(&format!("/console/call/{}", super::urlencode(&call_id))).into_response(),
+        );
+    }
     Ok(Redirect::to("/console/nurse").into_response())
 }

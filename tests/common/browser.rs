@@ -102,6 +102,8 @@ impl Browser {
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--disable-quic",
                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                    "--autoplay-policy=no-user-gesture-required",
+                    "--allow-loopback-in-peer-connection",
                     "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
@@ -183,6 +185,41 @@ impl Browser {
             json!({"script": script, "args": []}),
         )
         .await
+    }
+
+    /// Signs in through the hub's sign-in page and waits to land on `next`.
+    pub async fn sign_in(
+        &self,
+        hub: &super::HubProcess,
+        username: &str,
+        password: &str,
+        next: &str,
+    ) {
+        self.goto(&hub.url(&format!("/login?next={next}"))).await;
+        let Some(user) = self.find("#username").await else {
+            let page = self
+                .script("return location.href + ' | ' + document.title + ' | ' + document.body.innerHTML.slice(0, 400)")
+                .await;
+            panic!("no sign-in form: {page}");
+        };
+        self.type_text(&user, username).await;
+        let pass = self.find("#password").await.expect("password field");
+        self.type_text(&pass, password).await;
+        let submit = self
+            .find("form button[type=submit]")
+            .await
+            .expect("sign-in button");
+        self.click(&submit).await;
+        let landed = self
+            .wait_until(
+                &format!(
+                    "return location.pathname === {} && document.readyState === 'complete'",
+                    json!(next)
+                ),
+                Duration::from_secs(15),
+            )
+            .await;
+        assert!(landed, "signed in and on {next}");
     }
 
     /// Waits until `script` returns true in the page.
