@@ -362,6 +362,33 @@ async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_medi
             .await,
         "call state and quality shown"
     );
+    // A network change: the page asks for an ICE restart, the hub offers
+    // fresh credentials, and the call carries on with its media.
+    let ufrag = "const m = /a=ice-ufrag:(\\S+)/.exec(window.etahoivaCall.pc.remoteDescription.sdp); return m && m[1];";
+    let before = browser.script(ufrag).await;
+    let frames_before = page_media(&browser).await["framesDecoded"]
+        .as_u64()
+        .unwrap_or(0);
+    browser
+        .script("window.etahoivaCall.restartIce(); return true;")
+        .await;
+    let mut after = Value::Null;
+    let mut restarted = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline && !restarted {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = browser.script(ufrag).await;
+        after = page_media(&browser).await;
+        restarted = now != before
+            && after["state"] == "connected"
+            && after["framesDecoded"].as_u64().unwrap_or(0) >= frames_before + 30;
+    }
+    assert!(
+        restarted,
+        "after the ICE restart the call goes on: ufrag {before} -> {}, {after}",
+        browser.script(ufrag).await
+    );
+
     // Mute and camera off are toggles the page reflects.
     let mute = browser.find("#mute").await.expect("mute");
     browser.click(&mute).await;

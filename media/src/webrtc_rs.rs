@@ -38,8 +38,8 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::engine::{
-    EngineError, IceCreds, Leg, LegConfig, LegEvent, LegOutput, LegStats, MediaEngine, MediaKind,
-    Role, RtpIn, RtpOut, TrackId, Transmit,
+    EngineError, Leg, LegConfig, LegEvent, LegOutput, LegStats, MediaEngine, MediaKind, Role,
+    RtpIn, RtpOut, TrackId, Transmit,
 };
 
 /// Payload types the hub offers: Opus and VP8, one codec per kind, so a
@@ -240,10 +240,12 @@ impl RtcLeg {
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(engine_err)?
             .with(Slot::Custom(FEEDBACK_SLOT), FeedbackToRelay::default());
-        let creds = config.ice.clone().unwrap_or_else(|| IceCreds::random(""));
-        let mut settings = SettingEngineBuilder::new()
-            .with_ice_credentials(creds.ufrag.clone(), creds.pwd.clone())
-            .with_include_loopback_candidate(true);
+        let mut settings = SettingEngineBuilder::new().with_include_loopback_candidate(true);
+        // Credentials given here stay the same across ICE restarts; without
+        // them the engine draws fresh ones at each restart, as RFC 8839 asks.
+        if let Some(creds) = &config.ice {
+            settings = settings.with_ice_credentials(creds.ufrag.clone(), creds.pwd.clone());
+        }
         settings = match config.role {
             Role::Hub => settings
                 .with_lite(true)
@@ -278,7 +280,11 @@ impl RtcLeg {
             pc,
             role: config.role,
             local: config.local,
-            ufrag: creds.ufrag,
+            ufrag: config
+                .ice
+                .as_ref()
+                .map(|c| c.ufrag.clone())
+                .unwrap_or_default(),
             created: now,
             senders: Vec::new(),
             receivers: HashMap::new(),

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use etahoiva_media::{
-    stun, IceCreds, Leg, LegConfig, LegEvent, LegOutput, MediaEngine, MediaKind, Role, RtpOut,
-    TrackId,
+    stun, Leg, LegConfig, LegEvent, LegOutput, MediaEngine, MediaKind, Role, RtpOut, TrackId,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
@@ -293,10 +292,11 @@ impl<E: MediaEngine> Shard<E> {
         party: Party,
         now: Instant,
     ) -> Result<String, RelayError> {
-        let ice = IceCreds::random(&format!("s{}", self.n));
+        // The engine draws the ICE credentials, fresh again at each restart;
+        // the ufrag of each offer is the leg's demultiplexing key.
         let config = LegConfig {
             role: Role::Hub,
-            ice: Some(ice.clone()),
+            ice: None,
             local: self.public,
         };
         let mut leg = self.engine.new_leg(&config, now)?;
