@@ -117,6 +117,11 @@ pub enum BenchCommand {
     Schedule(crate::bench::schedule::ScheduleBenchArgs),
     /// Send a burst of alarms from many connected terminals and measure delivery to the patrol.
     Alarms(crate::bench::alarms::AlarmBenchArgs),
+    /// Run many concurrent video calls through the relay and measure it.
+    Relay(crate::bench::relay::RelayBenchArgs),
+    /// The relay process `bench relay` measures (a line protocol on stdin and stdout).
+    #[command(hide = true)]
+    RelayHub(crate::bench::relay::RelayHubArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -67,3 +67,50 @@ fn bench_alarms_delivers_every_alarm_to_the_patrol_and_stores_it_once() {
     let max = report["delivery_max_ms"].as_f64().expect("max");
     assert!(p50 > 0.0 && p50 <= max, "{out}");
 }
+
+/// A thousand calls opened and closed through the relay: every peer
+/// connection freed, the relay's memory flat; and a few concurrent calls
+/// carry media both ways without loss on loopback.
+#[test]
+fn bench_relay_carries_calls_and_1000_open_close_cycles_leave_memory_flat() {
+    let (ok, out, err) = common::run_cli(
+        &[
+            "bench",
+            "relay",
+            "--calls",
+            "4",
+            "--duration-secs",
+            "3",
+            "--video-kbps",
+            "300",
+            "--fps",
+            "15",
+            "--cycles",
+            "1000",
+            "--cycle-batch",
+            "50",
+            "--json",
+        ],
+        None,
+        &[],
+    );
+    assert!(ok, "bench failed: {out} {err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json report");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["connected_calls"], 4, "{report}");
+    assert!(
+        report["forwarded_packets"].as_u64().unwrap_or(0) > 500,
+        "{report}"
+    );
+    assert_eq!(report["loss_pct"].as_f64(), Some(0.0), "{report}");
+    assert_eq!(report["cycles_connected"], 1000, "{report}");
+    assert_eq!(report["legs_alive_after"], 0, "every leg freed: {report}");
+    assert_eq!(report["open_legs_after"], 0, "{report}");
+    let first = report["rss_after_first_cycles_mb"].as_f64().unwrap_or(0.0);
+    let last = report["rss_after_cycles_mb"].as_f64().unwrap_or(f64::MAX);
+    assert!(first > 0.0, "{report}");
+    assert!(
+        last - first < 12.0,
+        "the relay's memory stays flat over 900 more calls: {first:.1} MB -> {last:.1} MB"
+    );
+}

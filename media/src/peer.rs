@@ -25,6 +25,7 @@ pub struct MediaReport {
     /// Video frames whose first packet arrived (VP8 start of partition).
     pub video_frames_in: u64,
     pub audio_packets_out: u64,
+    pub video_packets_out: u64,
     pub video_frames_out: u64,
     pub keyframe_requests_in: u64,
 }
@@ -185,7 +186,9 @@ impl<L: Leg> Driver<L> {
                         for (i, p) in packets.into_iter().enumerate() {
                             let out = RtpOut { seq: vseq, ts, marker: i == last, payload: p };
                             vseq = vseq.wrapping_add(1);
-                            let _ = self.leg.send_rtp(self.video, out, now);
+                            if self.leg.send_rtp(self.video, out, now).is_ok() {
+                                report.video_packets_out += 1;
+                            }
                         }
                         frame += 1;
                         report.video_frames_out += 1;
@@ -202,8 +205,9 @@ impl<L: Leg> Driver<L> {
                         };
                         aseq = aseq.wrapping_add(1);
                         packet += 1;
-                        let _ = self.leg.send_rtp(self.audio, out, Instant::now());
-                        report.audio_packets_out += 1;
+                        if self.leg.send_rtp(self.audio, out, Instant::now()).is_ok() {
+                            report.audio_packets_out += 1;
+                        }
                     }
                 }
             }

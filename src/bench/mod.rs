@@ -23,6 +23,7 @@ use crate::devices::identity::DeviceCa;
 use crate::store::{NewDevice, Store};
 
 pub mod alarms;
+pub mod relay;
 pub mod schedule;
 use etahoiva_proto::{decode, encode, EdgeToHub, HubToEdge, PROTOCOL_VERSION};
 

@@ -14,6 +14,7 @@ mod shard;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -174,6 +175,75 @@ struct Directory {
     next_key: LegKey,
 }
 
+/// Buckets of the forwarding delay histogram: one per microsecond up to
+/// 20 ms; slower forwards count in the last.
+const DELAY_BUCKETS: usize = 20_001;
+
+/// What the relay forwarded and how long each forward took inside the hub
+/// (from the datagram's arrival to its copies leaving the socket).
+pub struct RelayCounters {
+    forwarded: AtomicU64,
+    delay_us: Vec<AtomicU64>,
+    max_us: AtomicU64,
+}
+
+impl Default for RelayCounters {
+    fn default() -> Self {
+        RelayCounters {
+            forwarded: AtomicU64::new(0),
+            delay_us: (0..DELAY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A reading of [`RelayCounters`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ForwardStats {
+    pub forwarded: u64,
+    pub delay_p50_us: u64,
+    pub delay_p99_us: u64,
+    pub delay_max_us: u64,
+}
+
+impl RelayCounters {
+    pub(crate) fn record(&self, packets: u64, delay: Duration) {
+        if packets == 0 {
+            return;
+        }
+        let us = delay.as_micros().min(u64::MAX as u128) as u64;
+        self.forwarded.fetch_add(packets, Ordering::Relaxed);
+        self.delay_us[(us as usize).min(DELAY_BUCKETS - 1)].fetch_add(packets, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> ForwardStats {
+        let counts: Vec<u64> = self
+            .delay_us
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        let quantile = |q: f64| -> u64 {
+            let want = ((total as f64) * q).ceil() as u64;
+            let mut seen = 0;
+            for (us, n) in counts.iter().enumerate() {
+                seen += n;
+                if seen >= want.max(1) {
+                    return us as u64;
+                }
+            }
+            0
+        };
+        ForwardStats {
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            delay_p50_us: if total == 0 { 0 } else { quantile(0.5) },
+            delay_p99_us: if total == 0 { 0 } else { quantile(0.99) },
+            delay_max_us: self.max_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The relay's handle (cheap to clone).
 #[derive(Clone)]
 pub struct Relay {
@@ -182,6 +252,7 @@ pub struct Relay {
     directory: Arc<Mutex<Directory>>,
     events: broadcast::Sender<RelayEvent>,
     engine: &'static str,
+    counters: Arc<RelayCounters>,
 }
 
 impl Relay {
@@ -196,6 +267,7 @@ impl Relay {
         settings: &RelaySettings,
     ) -> Result<Relay, RelayError> {
         let (events, _) = broadcast::channel(1024);
+        let counters = Arc::new(RelayCounters::default());
         let count = settings.shards.clamp(1, 8);
         let mut shards = Vec::with_capacity(count);
         let mut addrs = Vec::with_capacity(count);
@@ -216,7 +288,15 @@ impl Relay {
                 .map_err(|source| RelayError::Bind { addr: bind, source })?;
             let public = SocketAddr::new(announced, local.port());
             let (tx, rx) = mpsc::unbounded_channel();
-            shard::spawn(n, engine.clone(), socket, public, rx, events.clone());
+            shard::spawn(
+                n,
+                engine.clone(),
+                socket,
+                public,
+                rx,
+                events.clone(),
+                counters.clone(),
+            );
             shards.push(tx);
             addrs.push(public);
         }
@@ -232,7 +312,13 @@ impl Relay {
             })),
             events,
             engine: engine.name(),
+            counters,
         })
+    }
+
+    /// Packets forwarded and the time each took inside the hub.
+    pub fn forward_stats(&self) -> ForwardStats {
+        self.counters.read()
     }
 
     pub fn engine(&self) -> &'static str {
@@ -444,5 +530,25 @@ impl Relay {
     /// Legs open, by the hub's directory.
     pub fn open_legs(&self) -> usize {
         self.directory().legs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_delays_are_read_as_quantiles() {
+        let c = RelayCounters::default();
+        assert_eq!(c.read().forwarded, 0);
+        c.record(98, Duration::from_micros(40));
+        c.record(1, Duration::from_micros(900));
+        c.record(1, Duration::from_secs(3));
+        c.record(0, Duration::from_secs(9));
+        let s = c.read();
+        assert_eq!(s.forwarded, 100);
+        assert_eq!(s.delay_p50_us, 40);
+        assert_eq!(s.delay_p99_us, 900);
+        assert_eq!(s.delay_max_us, 3_000_000);
     }
 }

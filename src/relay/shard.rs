@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 
 use super::forward::{KeyframeGate, SeqRewriter};
-use super::{Command, LegQuality, Party, RelayError, RelayEvent};
+use super::{Command, LegQuality, Party, RelayCounters, RelayError, RelayEvent};
 
 /// A leg's number inside the relay.
 pub type LegKey = u64;
@@ -56,6 +57,9 @@ struct Shard<E: MediaEngine> {
     events: broadcast::Sender<RelayEvent>,
     touched: Vec<LegKey>,
     outbox: Vec<(SocketAddr, Bytes)>,
+    counters: Arc<RelayCounters>,
+    /// Packets forwarded since the last flush.
+    forwarded: u64,
 }
 
 pub(super) fn spawn<E: MediaEngine + Clone>(
@@ -65,6 +69,7 @@ pub(super) fn spawn<E: MediaEngine + Clone>(
     public: SocketAddr,
     commands: mpsc::UnboundedReceiver<Command>,
     events: broadcast::Sender<RelayEvent>,
+    counters: Arc<RelayCounters>,
 ) {
     let spawned = std::thread::Builder::new()
         .name(format!("relay-{n}"))
@@ -99,6 +104,8 @@ pub(super) fn spawn<E: MediaEngine + Clone>(
                     events,
                     touched: Vec::new(),
                     outbox: Vec::new(),
+                    counters,
+                    forwarded: 0,
                 };
                 shard.run(commands).await;
             });
@@ -117,6 +124,7 @@ impl<E: MediaEngine> Shard<E> {
                 next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
                     .into(),
             );
+            let mut arrived = None;
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
@@ -126,6 +134,7 @@ impl<E: MediaEngine> Shard<E> {
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((len, from)) = received {
                         let now = Instant::now();
+                        arrived = Some(now);
                         self.datagram(from, &buf[..len], now);
                         for _ in 1..BATCH {
                             match self.socket.try_recv_from(&mut buf) {
@@ -153,6 +162,13 @@ impl<E: MediaEngine> Shard<E> {
             }
             self.drain();
             self.flush().await;
+            let forwarded = std::mem::take(&mut self.forwarded);
+            if forwarded > 0 {
+                metrics::counter!("etahoiva_relay_forwarded_packets_total").increment(forwarded);
+            }
+            if let Some(at) = arrived {
+                self.counters.record(forwarded, at.elapsed());
+            }
         }
         let keys: Vec<LegKey> = self.legs.keys().copied().collect();
         for key in keys {
@@ -440,8 +456,7 @@ impl<E: MediaEngine> Shard<E> {
                     };
                     match dst.leg.send_rtp(track, out, now) {
                         Ok(()) => {
-                            metrics::counter!("etahoiva_relay_forwarded_packets_total")
-                                .increment(1);
+                            self.forwarded += 1;
                             self.touched.push(other);
                         }
                         Err(e) => {
