@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::alarm::{AlarmBoard, AlarmStatus, Applied};
 use crate::calls::{CallError, CallSlot, ClientAction, Offer};
-use crate::kiosk::{CallPress, HelpPress, HelpStatus, KioskView, NoticePress};
+use crate::kiosk::{
+    CallPress, HelpPress, HelpStatus, KioskView, MediaLink, MediaPress, MediaRequest, NoticePress,
+};
 use crate::notices::{Dismissed, Notice, NoticeBoard, Received};
 use crate::outbox::{Outbox, OutboxError};
 use crate::schedule::ClientSchedule;
@@ -543,6 +545,12 @@ impl Shared {
             .then_some(offer)
     }
 
+    /// The hub's media offers as they come, for the kiosk (which shows the
+    /// current call's: see [`Shared::current_media_offer`]).
+    pub fn media_offers(&self) -> watch::Receiver<Option<MediaOffer>> {
+        self.media_offer.subscribe()
+    }
+
     /// The kiosk page's answer to the media offer: sent to the hub if it
     /// answers the current call's offer.
     pub fn kiosk_media_answer(&self, call_id: &str, leg_id: &str, sdp: String) -> bool {
@@ -897,6 +905,28 @@ async fn run_kiosk(
             }
         })
     };
+    let (media_tx, mut media_rx) = mpsc::channel::<MediaPress>(16);
+    let media_presses = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(press) = media_rx.recv().await {
+                let (call_id, leg_id) = (press.call_id.as_str(), press.leg_id.as_str());
+                let sent = match press.request {
+                    MediaRequest::Answer { sdp } => {
+                        let sent = shared.kiosk_media_answer(call_id, leg_id, sdp);
+                        tracing::info!(%call_id, %leg_id, sent, "the kiosk answered the media offer");
+                        sent
+                    }
+                    MediaRequest::RestartIce => {
+                        let sent = shared.kiosk_ice_restart(call_id, leg_id);
+                        tracing::info!(%call_id, %leg_id, sent, "the kiosk asked for an ICE restart");
+                        sent
+                    }
+                };
+                let _ = press.reply.send(sent);
+            }
+        })
+    };
     let mut applied = shared.applied_changes();
     let mut next = first;
     loop {
@@ -917,6 +947,10 @@ async fn run_kiosk(
                             help_tx.clone(),
                             call_tx.clone(),
                             notice_tx.clone(),
+                            MediaLink {
+                                offers: shared.media_offers(),
+                                presses: media_tx.clone(),
+                            },
                         );
                         let task = tokio::spawn(crate::kiosk::serve(listener, router, async {
                             let _ = quit_rx.await;
@@ -959,4 +993,5 @@ async fn run_kiosk(
     presses.abort();
     call_presses.abort();
     notice_presses.abort();
+    media_presses.abort();
 }

@@ -1,17 +1,19 @@
 //! The kiosk page the terminal's own browser shows the client: name,
 //! clock, where the client's alarm is ("help is on the way"), messages
 //! from the care unit (each with a big OK button), the next scheduled
-//! call, the call on now (with big answer, decline and end buttons),
-//! connection state and one large help button, in the client's language. It is served on loopback by the agent itself, so it keeps
-//! working (and says so) when the hub cannot be reached.
+//! call, the call on now (with big answer, decline and end buttons, and
+//! once the client has answered, the caller's picture and sound: the page
+//! is the terminal's WebRTC peer of the hub's relay), connection state and
+//! one large help button, in the client's language. It is served on
+//! loopback by the agent itself, so it keeps working (and says so) when
+//! the hub cannot be reached.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::FromRequest;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, FromRequest, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +22,7 @@ use etahoiva_proto::{AlarmProgress, CallKind, CallState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::agent::MediaOffer;
 use crate::alarm::AlarmBoard;
 use crate::calls::{Call, CallError, ClientAction, Phase};
 use crate::notices::{Dismissed, Notice};
@@ -212,12 +215,41 @@ pub struct NoticePress {
     pub reply: oneshot::Sender<Dismissed>,
 }
 
+/// What the kiosk page asks of the call's media.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaRequest {
+    /// The page's answer (SDP) to the hub's offer.
+    Answer { sdp: String },
+    /// The page's connection failed or its network changed: a new offer
+    /// with fresh ICE credentials, please.
+    RestartIce,
+}
+
+/// A media request of the kiosk page for one leg of the current call,
+/// answered with whether it was for the current call's offer (and went
+/// to the hub).
+pub struct MediaPress {
+    pub call_id: String,
+    pub leg_id: String,
+    pub request: MediaRequest,
+    pub reply: oneshot::Sender<bool>,
+}
+
+/// The kiosk's side of the call's media: the hub's offers as the agent
+/// keeps them, and where the page's answers and restart requests go.
+#[derive(Clone)]
+pub struct MediaLink {
+    pub offers: watch::Receiver<Option<MediaOffer>>,
+    pub presses: mpsc::Sender<MediaPress>,
+}
+
 #[derive(Clone)]
 struct KioskState {
     view: watch::Receiver<KioskView>,
     help: mpsc::Sender<HelpPress>,
     calls: mpsc::Sender<CallPress>,
     notices: mpsc::Sender<NoticePress>,
+    media: MediaLink,
     now: Clock,
 }
 
@@ -247,6 +279,17 @@ const TEXT_KEYS: &[&str] = &[
     "kiosk.call_failed",
     "kiosk.notice_ok",
     "kiosk.notice_failed",
+    "kiosk.media_connecting",
+    "kiosk.media_reconnecting",
+    "kiosk.media_failed",
+    "kiosk.media_no_camera",
+];
+
+/// Labels of the call's picture, said in the page itself.
+pub const MEDIA_LABEL_KEYS: &[&str] = &[
+    "kiosk.media_label",
+    "kiosk.media_remote",
+    "kiosk.media_local",
 ];
 
 /// The call texts (each must exist in fi, sv and en).
@@ -271,8 +314,16 @@ pub fn router(
     help: mpsc::Sender<HelpPress>,
     calls: mpsc::Sender<CallPress>,
     notices: mpsc::Sender<NoticePress>,
+    media: MediaLink,
 ) -> Router {
-    router_with_clock(view, help, calls, notices, Arc::new(crate::agent::now_ms))
+    router_with_clock(
+        view,
+        help,
+        calls,
+        notices,
+        media,
+        Arc::new(crate::agent::now_ms),
+    )
 }
 
 fn router_with_clock(
@@ -280,6 +331,7 @@ fn router_with_clock(
     help: mpsc::Sender<HelpPress>,
     calls: mpsc::Sender<CallPress>,
     notices: mpsc::Sender<NoticePress>,
+    media: MediaLink,
     now: Clock,
 ) -> Router {
     Router::new()
@@ -290,6 +342,15 @@ fn router_with_clock(
         .route("/api/call/decline", post(call_decline))
         .route("/api/call/hang-up", post(call_hang_up))
         .route("/api/notice/dismiss", post(dismiss_notice))
+        .route("/api/media", get(media_offer))
+        .route(
+            "/api/media/answer",
+            post(media_answer).layer(DefaultBodyLimit::max(MAX_MEDIA_BODY_BYTES)),
+        )
+        .route(
+            "/api/media/restart",
+            post(media_restart).layer(DefaultBodyLimit::max(MAX_MEDIA_BODY_BYTES)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::middleware::from_fn(loopback_only))
         .with_state(KioskState {
@@ -297,6 +358,7 @@ fn router_with_clock(
             help,
             calls,
             notices,
+            media,
             now,
         })
 }
@@ -453,6 +515,214 @@ async fn page(State(state): State<KioskState>) -> Response {
     (security_headers(), Html(render_page(&view, now))).into_response()
 }
 
+/// The page's part of a call's picture and sound, inside the page's script
+/// (it uses `T` and `el`). The page is the terminal's WebRTC peer: the hub
+/// offers (the agent keeps the offer at `/api/media`), the page answers
+/// once the client has answered the call, by a press or by itself. The
+/// camera and microphone open only then, and close when the call ends.
+const MEDIA_SCRIPT: &str = r#"
+  var media = null;
+  // For inspection (tests, support): the connection and the camera.
+  window.etahoivaKioskCall = {
+    get pc() { return media ? media.pc : null; },
+    get local() { return media ? media.local : null; },
+    get callId() { return media ? media.callId : null; },
+    get legId() { return media ? media.legId : null; },
+    get state() { return media ? media.state : "idle"; },
+    restartIce: function () { restartIce(); }
+  };
+  function mediaSay(m, state) {
+    if (media !== m) { return; }
+    m.state = state;
+    var words = state === "connected" ? "" : T["kiosk.media_" + state];
+    if (m.noCamera) { words = words ? words + " " + T["kiosk.media_no_camera"] : T["kiosk.media_no_camera"]; }
+    var line = el("media-status");
+    if (line.textContent !== words) { line.textContent = words; }
+  }
+  function stopTracks(stream) {
+    if (stream) { stream.getTracks().forEach(function (track) { track.stop(); }); }
+  }
+  function openCamera() {
+    var devices = navigator.mediaDevices;
+    if (!devices || !devices.getUserMedia) { return Promise.resolve(null); }
+    return devices.getUserMedia({ audio: true, video: true })
+      // Without a camera the client can still be heard.
+      .catch(function () { return devices.getUserMedia({ audio: true }); })
+      .catch(function () { return null; });
+  }
+  function play(element) {
+    var playing = element.play();
+    if (playing && playing.catch) { playing.catch(function () {}); }
+  }
+  function startMedia(id) {
+    var m = { callId: id, pc: null, legId: null, sdp: null, answered: false, local: null,
+      noCamera: false, ready: false, busy: false, fetching: false, retryAt: 0,
+      restartTimer: null, watchdog: null, state: "connecting", remote: new MediaStream() };
+    media = m;
+    el("call-media").hidden = false;
+    mediaSay(m, "connecting");
+    openCamera().then(function (stream) {
+      // The call may have ended while the camera was opening.
+      if (media !== m) { stopTracks(stream); return; }
+      m.local = stream;
+      m.noCamera = !stream || stream.getVideoTracks().length === 0 || stream.getAudioTracks().length === 0;
+      if (stream) { el("local-video").srcObject = stream; play(el("local-video")); }
+      m.ready = true;
+      mediaSay(m, m.state);
+      fetchOffer(m);
+    });
+  }
+  function stopMedia() {
+    var m = media;
+    if (!m) { return; }
+    media = null;
+    clearTimeout(m.restartTimer);
+    clearTimeout(m.watchdog);
+    if (m.pc) { m.pc.close(); }
+    stopTracks(m.local);
+    ["remote-video", "local-video", "remote-audio"].forEach(function (id) { el(id).srcObject = null; });
+    el("media-status").textContent = "";
+    el("call-media").hidden = true;
+  }
+  // Media follows the call: on once it is answered, off when it ends or
+  // another call takes its place.
+  function syncMedia(call) {
+    var on = !!call && call.state === "answered";
+    if (media && (!on || media.callId !== call.call_id)) { stopMedia(); }
+    if (on && !media) { startMedia(call.call_id); }
+  }
+  function newConnection(m) {
+    var pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    pc.ontrack = function (event) {
+      if (media !== m) { return; }
+      if (event.track.kind === "audio") {
+        el("remote-audio").srcObject = new MediaStream([event.track]);
+        play(el("remote-audio"));
+      } else {
+        m.remote.getVideoTracks().forEach(function (old) { m.remote.removeTrack(old); });
+        m.remote.addTrack(event.track);
+        el("remote-video").srcObject = m.remote;
+        play(el("remote-video"));
+      }
+    };
+    pc.onconnectionstatechange = function () {
+      if (media !== m || m.pc !== pc) { return; }
+      var s = pc.connectionState;
+      if (s === "connected") {
+        clearTimeout(m.restartTimer);
+        clearTimeout(m.watchdog);
+        m.restartTimer = m.watchdog = null;
+        mediaSay(m, "connected");
+      } else if (s === "disconnected") {
+        // A moment's loss recovers by itself; a longer one needs fresh ICE.
+        mediaSay(m, "reconnecting");
+        clearTimeout(m.restartTimer);
+        m.restartTimer = setTimeout(restartIce, 2000);
+      } else if (s === "failed") {
+        mediaSay(m, "reconnecting");
+        restartIce();
+      }
+    };
+    return pc;
+  }
+  function attachLocalTracks(m) {
+    m.pc.getTransceivers().forEach(function (transceiver) {
+      var kind = transceiver.receiver.track.kind;
+      var track = m.local && m.local.getTracks().filter(function (x) { return x.kind === kind; })[0];
+      if (track) {
+        transceiver.sender.replaceTrack(track);
+        transceiver.direction = "sendrecv";
+      } else {
+        transceiver.direction = "recvonly";
+      }
+    });
+  }
+  // The page does not trickle candidates: its answer carries those gathered.
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") { return Promise.resolve(); }
+    return new Promise(function (resolve) {
+      var timer = setTimeout(done, 3000);
+      function check() { if (pc.iceGatheringState === "complete") { done(); } }
+      function done() {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+  function post(path, body) {
+    return fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  }
+  function applyOffer(m, offer) {
+    // A new offer for the leg already answered is an ICE restart: same
+    // connection, fresh credentials. Anything else is a new connection.
+    var restart = !!m.pc && m.answered && m.legId === offer.leg_id;
+    if (!restart) {
+      if (m.pc) { m.pc.close(); }
+      m.pc = newConnection(m);
+      m.legId = offer.leg_id;
+      m.answered = false;
+    }
+    var pc = m.pc;
+    m.sdp = offer.sdp;
+    m.busy = true;
+    pc.setRemoteDescription({ type: "offer", sdp: offer.sdp })
+      .then(function () {
+        if (!restart) { attachLocalTracks(m); }
+        return pc.createAnswer();
+      })
+      .then(function (answer) { return pc.setLocalDescription(answer); })
+      .then(function () { return gathered(pc); })
+      .then(function () {
+        if (media !== m || m.pc !== pc) { return; }
+        return post("/api/media/answer", { call_id: m.callId, leg_id: offer.leg_id, sdp: pc.localDescription.sdp })
+          .then(function (r) {
+            // 409: the offer is no longer the call's; a newer one is fetched.
+            if (r.ok) {
+              m.answered = true;
+              if (pc.connectionState === "connected") { mediaSay(m, "connected"); }
+            }
+            else if (r.status !== 409) { throw new Error(String(r.status)); }
+          });
+      })
+      .catch(function () {
+        // Tried again in a moment.
+        m.sdp = null;
+        m.retryAt = Date.now() + 3000;
+        mediaSay(m, "failed");
+      })
+      .then(function () { m.busy = false; });
+  }
+  function fetchOffer(m) {
+    if (media !== m || !m.ready || m.busy || m.fetching || Date.now() < m.retryAt) { return; }
+    m.fetching = true;
+    fetch("/api/media", { cache: "no-store" })
+      .then(function (r) { return r.status === 200 ? r.json() : null; })
+      .then(function (offer) {
+        m.fetching = false;
+        if (media === m && offer && offer.call_id === m.callId && offer.sdp !== m.sdp && !m.busy) {
+          applyOffer(m, offer);
+        }
+      }, function () { m.fetching = false; });
+  }
+  function restartIce() {
+    var m = media;
+    if (!m || !m.legId) { return; }
+    clearTimeout(m.restartTimer);
+    m.restartTimer = null;
+    if (!m.pc || m.pc.connectionState !== "connected") { mediaSay(m, "reconnecting"); }
+    // The new offer comes to /api/media; until the connection is back, ask again now and then.
+    post("/api/media/restart", { call_id: m.callId, leg_id: m.legId }).catch(function () {});
+    clearTimeout(m.watchdog);
+    m.watchdog = setTimeout(function () {
+      if (media === m && m.pc && m.pc.connectionState !== "connected") { restartIce(); }
+    }, 10000);
+  }
+  window.addEventListener("online", restartIce);
+  setInterval(function () { if (media) { fetchOffer(media); } }, 1000);
+"#;
+
 fn render_page(view: &KioskView, now_ms: i64) -> String {
     let lang = view.page_language();
     let next_call = view.next_call(now_ms);
@@ -525,6 +795,13 @@ button.help:disabled {{ opacity: .85; }}
 button.answer {{ color: var(--answer-fg); background: var(--answer); }}
 button.decline, button.hang-up {{ color: var(--end-fg); background: var(--end); }}
 .call-buttons button:disabled {{ opacity: .85; }}
+.call-media {{ position: relative; margin: .5rem 0; background: #000000; border: 6px solid var(--fg); border-radius: 1rem; overflow: hidden; }}
+.remote-video {{ display: block; width: 100%; height: 50vh; object-fit: contain; background: #000000; }}
+.local-video {{ position: absolute; right: .75rem; bottom: .75rem; width: 24%; max-height: 40%; object-fit: cover;
+  border: 4px solid #ffffff; border-radius: .5rem; background: #333333; transform: scaleX(-1); }}
+.media-status {{ position: absolute; left: 0; right: 0; top: 0; margin: 0; padding: .5rem .75rem; font-size: 1.3rem; font-weight: 800;
+  color: #ffffff; background: rgba(0, 0, 0, .7); }}
+.media-status:empty {{ display: none; }}
 .alarm-text {{ font-size: 2rem; font-weight: 800; margin: .5rem 0 1rem; padding: .75rem 1rem; color: var(--fg);
   background: var(--alarm-bg); border: 8px solid var(--alarm); border-radius: 1rem; }}
 .alarm-text.closed {{ border-color: var(--ok); background: var(--bg); }}
@@ -554,6 +831,12 @@ button.ok:disabled {{ opacity: .85; }}
 <button type="button" class="answer" id="call-answer" aria-describedby="call-title">{call_answer}</button>
 <button type="button" class="decline" id="call-decline" aria-describedby="call-title">{call_decline}</button>
 </div>
+<section class="call-media" id="call-media" aria-label="{media_label}" hidden>
+<video class="remote-video" id="remote-video" autoplay playsinline aria-label="{media_remote}"></video>
+<video class="local-video" id="local-video" autoplay playsinline muted aria-label="{media_local}"></video>
+<audio id="remote-audio" autoplay></audio>
+<p class="media-status" id="media-status" role="status" aria-live="polite"></p>
+</section>
 <div class="call-buttons" id="call-answered"{answered_hidden}>
 <button type="button" class="hang-up" id="call-hang-up" aria-describedby="call-title">{call_hang_up}</button>
 </div>
@@ -573,7 +856,9 @@ button.ok:disabled {{ opacity: .85; }}
   var el = function (id) {{ return document.getElementById(id); }};
   var callId = {call_id_json};
   var focusNext = null;
+{media_script}
   function showCall(call) {{
+    syncMedia(call);
     callId = call ? call.call_id : null;
     el("call-title").textContent = call ? call.title : "";
     el("call-title").hidden = !call;
@@ -757,6 +1042,10 @@ button.ok:disabled {{ opacity: .85; }}
         alarm_hidden = hidden(alarm.is_some()),
         alarm_text = escape(alarm.as_ref().map(|a| a.text.as_str()).unwrap_or("")),
         notices_label = escape(&text(lang, "kiosk.notices")),
+        media_label = escape(&text(lang, "kiosk.media_label")),
+        media_remote = escape(&text(lang, "kiosk.media_remote")),
+        media_local = escape(&text(lang, "kiosk.media_local")),
+        media_script = MEDIA_SCRIPT,
         notices = render_notices(lang, &view.notices),
         texts = script_json(&serde_json::Value::Object(texts)),
         lang_json = script_json(&serde_json::Value::String(lang.to_string())),
@@ -946,6 +1235,163 @@ async fn dismiss_notice(
     }
 }
 
+/// Largest body of the media endpoints: one link frame.
+const MAX_MEDIA_BODY_BYTES: usize = etahoiva_proto::MAX_FRAME_BYTES;
+/// Leg ids are the hub's UUIDs, like call ids.
+const MAX_LEG_ID_BYTES: usize = MAX_CALL_ID_BYTES;
+
+/// The current call's media offer: what `/api/media` answers; `None`
+/// when the offer kept is for another call, or there is none.
+fn current_offer(state: &KioskState) -> Option<MediaOffer> {
+    let offer = state.media.offers.borrow().clone()?;
+    let current = state
+        .view
+        .borrow()
+        .call
+        .as_ref()
+        .is_some_and(|c| c.id == offer.call_id);
+    current.then_some(offer)
+}
+
+/// `GET /api/media`: the hub's offer for the current call, which the page
+/// answers once the client has answered the call; 204 when there is none.
+async fn media_offer(State(state): State<KioskState>) -> Response {
+    match current_offer(&state) {
+        Some(offer) => ([(header::CACHE_CONTROL, "no-store")], Json(offer)).into_response(),
+        None => (
+            StatusCode::NO_CONTENT,
+            [(header::CACHE_CONTROL, "no-store")],
+        )
+            .into_response(),
+    }
+}
+
+/// The body of `/api/media/answer`.
+#[derive(Deserialize)]
+struct MediaAnswerRequest {
+    call_id: String,
+    leg_id: String,
+    sdp: String,
+}
+
+/// The body of `/api/media/restart`.
+#[derive(Deserialize)]
+struct MediaRestartRequest {
+    call_id: String,
+    leg_id: String,
+}
+
+/// Why the ids of a media request are not a call's and a leg's, if they are not.
+fn leg_refusal(call_id: &str, leg_id: &str) -> Option<Response> {
+    let why = if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES {
+        "call_id: not a call id"
+    } else if leg_id.is_empty() || leg_id.len() > MAX_LEG_ID_BYTES {
+        "leg_id: not a leg id"
+    } else {
+        return None;
+    };
+    Some(error_body(StatusCode::BAD_REQUEST, why.into()))
+}
+
+/// `POST /api/media/answer`: the page's answer to the current call's offer,
+/// sent on to the hub.
+async fn media_answer(
+    State(state): State<KioskState>,
+    body: Result<Json<MediaAnswerRequest>, JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => return error_body(rejection.status(), rejection.body_text()),
+    };
+    if let Some(refused) = leg_refusal(&request.call_id, &request.leg_id) {
+        return refused;
+    }
+    if !request.sdp.starts_with("v=0") {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "sdp: not a session description".into(),
+        );
+    }
+    // The answer goes on to the hub in one link frame.
+    let frame = etahoiva_proto::EdgeToHub::MediaAnswer {
+        call_id: request.call_id.clone(),
+        leg_id: request.leg_id.clone(),
+        sdp: request.sdp.clone(),
+    };
+    let fits = serde_json::to_vec(&frame).is_ok_and(|f| f.len() <= etahoiva_proto::MAX_FRAME_BYTES);
+    if !fits {
+        return error_body(StatusCode::PAYLOAD_TOO_LARGE, "sdp: too long".into());
+    }
+    let MediaAnswerRequest {
+        call_id,
+        leg_id,
+        sdp,
+    } = request;
+    press_media(state, call_id, leg_id, MediaRequest::Answer { sdp }).await
+}
+
+/// `POST /api/media/restart`: the page asks for a new offer with fresh ICE
+/// credentials; it comes to `/api/media` with a new `sdp`.
+async fn media_restart(
+    State(state): State<KioskState>,
+    body: Result<Json<MediaRestartRequest>, JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => return error_body(rejection.status(), rejection.body_text()),
+    };
+    if let Some(refused) = leg_refusal(&request.call_id, &request.leg_id) {
+        return refused;
+    }
+    press_media(
+        state,
+        request.call_id,
+        request.leg_id,
+        MediaRequest::RestartIce,
+    )
+    .await
+}
+
+async fn press_media(
+    state: KioskState,
+    call_id: String,
+    leg_id: String,
+    request: MediaRequest,
+) -> Response {
+    let stale = || {
+        error_body(
+            StatusCode::CONFLICT,
+            "not the current call's media offer".into(),
+        )
+    };
+    // A page still on an earlier call or leg is told so here; the agent
+    // checks again against the offer it keeps.
+    if !current_offer(&state).is_some_and(|o| o.call_id == call_id && o.leg_id == leg_id) {
+        return stale();
+    }
+    let (reply, answer) = oneshot::channel();
+    let press = MediaPress {
+        call_id,
+        leg_id,
+        request,
+        reply,
+    };
+    if state.media.presses.send(press).await.is_err() {
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the terminal is shutting down".into(),
+        );
+    }
+    match tokio::time::timeout(HELP_TIMEOUT, answer).await {
+        Ok(Ok(true)) => (StatusCode::OK, Json(serde_json::json!({ "sent": true }))).into_response(),
+        Ok(Ok(false)) => stale(),
+        Ok(Err(_)) | Err(_) => error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the terminal did not answer".into(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1019,6 +1465,7 @@ mod tests {
             tx,
             calls,
             no_notices(),
+            no_media(),
             Arc::new(move || clock.load(std::sync::atomic::Ordering::Relaxed)),
         )
     }
@@ -1031,6 +1478,14 @@ mod tests {
     /// A notice sender whose agent is gone.
     fn no_notices() -> mpsc::Sender<NoticePress> {
         mpsc::channel(1).0
+    }
+
+    /// No media offer, and an agent that is gone.
+    fn no_media() -> MediaLink {
+        MediaLink {
+            offers: watch::channel(None).1,
+            presses: mpsc::channel(1).0,
+        }
     }
 
     async fn next_call_in_state(app: Router) -> serde_json::Value {
@@ -1072,7 +1527,11 @@ mod tests {
         ] {
             let (_keep, rx) = watch::channel(view(lang));
             let (tx, _rx) = mpsc::channel(1);
-            let (status, body) = call(router(rx, tx, no_calls(), no_notices()), get("/")).await;
+            let (status, body) = call(
+                router(rx, tx, no_calls(), no_notices(), no_media()),
+                get("/"),
+            )
+            .await;
             assert_eq!(status, StatusCode::OK);
             assert!(body.contains(&format!("<html lang=\"{lang}\"")), "{lang}");
             assert!(body.contains(phrase), "{lang}: greeting missing");
@@ -1097,7 +1556,7 @@ mod tests {
         offline.pending_events = 2;
         let (keep, rx) = watch::channel(offline);
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls(), no_notices());
+        let app = router(rx, tx, no_calls(), no_notices(), no_media());
         let (_, body) = call(app.clone(), get("/")).await;
         assert!(body.contains(&escape(&text("fi", "kiosk.offline"))));
         assert!(body.contains("Lähettämättä: 2"));
@@ -1210,7 +1669,7 @@ mod tests {
     async fn without_a_schedule_there_is_no_next_call_line() {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls(), no_notices());
+        let app = router(rx, tx, no_calls(), no_notices(), no_media());
         let (_, body) = call(app.clone(), get("/")).await;
         assert!(body.contains(r#"<p class="next-call" id="next-call" hidden></p>"#));
         assert!(!body.contains("Next call"));
@@ -1221,7 +1680,7 @@ mod tests {
     async fn help_presses_report_what_the_agent_answers() {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, mut presses) = mpsc::channel::<HelpPress>(4);
-        let app = router(rx, tx, no_calls(), no_notices());
+        let app = router(rx, tx, no_calls(), no_notices(), no_media());
         let agent = tokio::spawn(async move {
             let first = presses.recv().await.expect("press");
             let _ = first.reply.send(Ok("k-1".into()));
@@ -1244,7 +1703,7 @@ mod tests {
     async fn only_loopback_hosts_and_origins_are_served() {
         let (_keep, rx) = watch::channel(view("fi"));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls(), no_notices());
+        let app = router(rx, tx, no_calls(), no_notices(), no_media());
         let rebound = Request::get("/")
             .header(header::HOST, "evil.example:8080")
             .body(Body::empty())
@@ -1310,6 +1769,7 @@ mod tests {
         for key in CALL_TEXT_KEYS
             .iter()
             .chain(TEXT_KEYS)
+            .chain(MEDIA_LABEL_KEYS)
             .chain(crate::alarm::TEXT_KEYS)
             .chain(crate::schedule::TEXT_KEYS)
             .chain(&["kiosk.notices", "kiosk.title", "kiosk.clock"])
@@ -1431,7 +1891,7 @@ mod tests {
         let ringing = a_call(CallKind::ScheduledCare, "Anna <i>", Phase::Ringing, None);
         let (keep, rx) = watch::channel(with_call("fi", ringing));
         let (tx, _rx) = mpsc::channel(1);
-        let app = router(rx, tx, no_calls(), no_notices());
+        let app = router(rx, tx, no_calls(), no_notices(), no_media());
         let (status, body) = call_app(app.clone(), get("/")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains(
@@ -1490,7 +1950,7 @@ mod tests {
         let (_keep, rx) = watch::channel(view("en"));
         let (tx, _help) = mpsc::channel(1);
         let (calls, mut presses) = mpsc::channel::<CallPress>(4);
-        let app = router(rx, tx, calls, no_notices());
+        let app = router(rx, tx, calls, no_notices(), no_media());
         let agent = tokio::spawn(async move {
             let mut seen = Vec::new();
             for reply in [
@@ -1554,7 +2014,7 @@ mod tests {
         let (_keep, rx) = watch::channel(view("fi"));
         let (tx, _help) = mpsc::channel(1);
         let (calls, mut presses) = mpsc::channel::<CallPress>(4);
-        let app = router(rx, tx, calls, no_notices());
+        let app = router(rx, tx, calls, no_notices(), no_media());
         for path in ["/api/call/accept", "/api/call/decline", "/api/call/hang-up"] {
             let foreign = Request::post(path)
                 .header(header::HOST, "127.0.0.1:8080")
@@ -1693,7 +2153,7 @@ mod tests {
     #[tokio::test]
     async fn notices_have_a_big_ok_button_that_works_without_javascript() {
         let (keep, rx) = watch::channel(with_notices("sv"));
-        let app = router(rx, mpsc::channel(1).0, no_calls(), no_notices());
+        let app = router(rx, mpsc::channel(1).0, no_calls(), no_notices(), no_media());
         let (_, body) = call(app.clone(), get("/")).await;
         let first = body
             .find("Rivi &lt;b&gt;1&lt;/b&gt;\nRivi 2")
@@ -1734,7 +2194,7 @@ mod tests {
     async fn the_ok_button_reaches_the_agent_from_the_script_or_a_form() {
         let (_keep, rx) = watch::channel(view("fi"));
         let (notices, mut presses) = mpsc::channel::<NoticePress>(4);
-        let app = router(rx, mpsc::channel(1).0, no_calls(), notices);
+        let app = router(rx, mpsc::channel(1).0, no_calls(), notices, no_media());
         let agent = tokio::spawn(async move {
             let mut seen = Vec::new();
             for outcome in [
@@ -1810,5 +2270,258 @@ mod tests {
         }
         drop(app);
         assert_eq!(agent.await.expect("agent"), ["n-1", "n-1", "n-9", "n 2"]);
+    }
+
+    fn offer(call_id: &str, leg_id: &str, sdp: &str) -> Option<MediaOffer> {
+        Some(MediaOffer {
+            call_id: call_id.into(),
+            leg_id: leg_id.into(),
+            sdp: sdp.into(),
+        })
+    }
+
+    const SDP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+
+    #[tokio::test]
+    async fn the_media_offer_is_the_current_calls_or_none() {
+        let (keep, rx) = watch::channel(view("fi"));
+        let (offers, offers_rx) = watch::channel(None);
+        let media = MediaLink {
+            offers: offers_rx,
+            presses: mpsc::channel(1).0,
+        };
+        let app = router(rx, mpsc::channel(1).0, no_calls(), no_notices(), media);
+        // No call, no offer: nothing to answer.
+        let (status, body) = call(app.clone(), get("/api/media")).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert!(body.is_empty());
+        // An offer for a call the terminal does not serve is not shown.
+        offers.send_replace(offer("c-1", "l-1", SDP));
+        assert_eq!(
+            call(app.clone(), get("/api/media")).await.0,
+            StatusCode::NO_CONTENT
+        );
+        // The current call's offer, ringing or answered.
+        keep.send_modify(|v| v.call = Some(a_call(CallKind::Alarm, "Pekka", Phase::Ringing, None)));
+        let response = app
+            .clone()
+            .oneshot(get("/api/media"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let (_, body) = call(app.clone(), get("/api/media")).await;
+        let shown: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            shown,
+            serde_json::json!({"call_id": "c-1", "leg_id": "l-1", "sdp": SDP})
+        );
+        // An ICE restart replaces the offer: the page sees the new sdp.
+        let restarted = SDP.replace("o=- 1 2", "o=- 1 3");
+        offers.send_replace(offer("c-1", "l-1", &restarted));
+        let (_, body) = call(app.clone(), get("/api/media")).await;
+        let shown: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(shown["sdp"], restarted.as_str());
+        // The call ended: its offer is gone with it.
+        keep.send_modify(|v| v.call = None);
+        assert_eq!(
+            call(app.clone(), get("/api/media")).await.0,
+            StatusCode::NO_CONTENT
+        );
+        // Only the terminal's own browser reads it.
+        let rebound = Request::get("/api/media")
+            .header(header::HOST, "evil.example")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(call(app, rebound).await.0, StatusCode::MISDIRECTED_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn media_answers_and_restarts_reach_the_agent_for_the_current_offer_only() {
+        let (_keep, rx) = watch::channel(with_call(
+            "fi",
+            a_call(CallKind::Alarm, "Pekka", Phase::Answered, None),
+        ));
+        let (_offers, offers_rx) = watch::channel(offer("c-1", "l-1", SDP));
+        let (presses, mut agent_rx) = mpsc::channel::<MediaPress>(4);
+        let media = MediaLink {
+            offers: offers_rx,
+            presses,
+        };
+        let app = router(rx, mpsc::channel(1).0, no_calls(), no_notices(), media);
+        let agent = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            // The agent takes the first two and finds the third stale.
+            for sent in [true, true, false] {
+                let press = agent_rx.recv().await.expect("press");
+                seen.push((press.call_id, press.leg_id, press.request));
+                let _ = press.reply.send(sent);
+            }
+            seen
+        });
+        let answer = format!(
+            r#"{{"call_id":"c-1","leg_id":"l-1","sdp":{}}}"#,
+            serde_json::json!(SDP)
+        );
+        let (status, body) = call(app.clone(), post_json("/api/media/answer", &answer)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let restart = r#"{"call_id":"c-1","leg_id":"l-1"}"#;
+        let (status, body) = call(app.clone(), post_json("/api/media/restart", restart)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // An answer for another call or another leg is refused here.
+        for (call_id, leg_id) in [("c-0", "l-1"), ("c-1", "l-0"), ("c-0", "l-0")] {
+            let stale = format!(
+                r#"{{"call_id":"{call_id}","leg_id":"{leg_id}","sdp":{}}}"#,
+                serde_json::json!(SDP)
+            );
+            let (status, body) = call(app.clone(), post_json("/api/media/answer", &stale)).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{call_id} {leg_id}");
+            assert!(body.contains("not the current call"), "{body}");
+            let stale = format!(r#"{{"call_id":"{call_id}","leg_id":"{leg_id}"}}"#);
+            let (status, _) = call(app.clone(), post_json("/api/media/restart", &stale)).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{call_id} {leg_id}");
+        }
+        // ...and by the agent, when the call moved on meanwhile.
+        let (status, _) = call(app.clone(), post_json("/api/media/answer", &answer)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            agent.await.expect("agent"),
+            [
+                (
+                    "c-1".to_string(),
+                    "l-1".to_string(),
+                    MediaRequest::Answer { sdp: SDP.into() }
+                ),
+                (
+                    "c-1".to_string(),
+                    "l-1".to_string(),
+                    MediaRequest::RestartIce
+                ),
+                (
+                    "c-1".to_string(),
+                    "l-1".to_string(),
+                    MediaRequest::Answer { sdp: SDP.into() }
+                ),
+            ]
+        );
+        // The agent is gone.
+        let (status, _) = call(app, post_json("/api/media/answer", &answer)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn media_endpoints_refuse_malformed_oversized_and_foreign_bodies() {
+        let (_keep, rx) = watch::channel(with_call(
+            "en",
+            a_call(CallKind::Alarm, "Pekka", Phase::Answered, None),
+        ));
+        let (_offers, offers_rx) = watch::channel(offer("c-1", "l-1", SDP));
+        let (presses, mut agent_rx) = mpsc::channel::<MediaPress>(4);
+        let media = MediaLink {
+            offers: offers_rx,
+            presses,
+        };
+        let app = router(rx, mpsc::channel(1).0, no_calls(), no_notices(), media);
+        let with_sdp = |sdp: &str| {
+            format!(
+                r#"{{"call_id":"c-1","leg_id":"l-1","sdp":{}}}"#,
+                serde_json::json!(sdp)
+            )
+        };
+        for bad in [
+            "not json".to_string(),
+            "{}".into(),
+            r#"{"call_id":"c-1","leg_id":"l-1"}"#.into(),
+            r#"{"call_id":"c-1","leg_id":"l-1","sdp":7}"#.into(),
+            r#"{"call_id":"","leg_id":"l-1","sdp":"v=0"}"#.into(),
+            r#"{"call_id":"c-1","leg_id":"","sdp":"v=0"}"#.into(),
+            format!(
+                r#"{{"call_id":"c-1","leg_id":"{}","sdp":"v=0"}}"#,
+                "x".repeat(MAX_LEG_ID_BYTES + 1)
+            ),
+            with_sdp(""),
+            with_sdp("<html>"),
+        ] {
+            let (status, body) = call(app.clone(), post_json("/api/media/answer", &bad)).await;
+            assert!(status.is_client_error(), "{bad}: {status} {body}");
+            assert_ne!(status, StatusCode::CONFLICT, "{bad}");
+        }
+        for bad in ["not json", "{}", r#"{"call_id":"c-1","leg_id":7}"#] {
+            let (status, _) = call(app.clone(), post_json("/api/media/restart", bad)).await;
+            assert!(status.is_client_error(), "{bad}: {status}");
+        }
+        // A session description is well below a link frame; a body above
+        // one is refused before it is read...
+        let huge = with_sdp(&format!("v=0\r\n{}", "a=x\r\n".repeat(20_000)));
+        assert!(huge.len() > etahoiva_proto::MAX_FRAME_BYTES);
+        let (status, _) = call(app.clone(), post_json("/api/media/answer", &huge)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        // ...and one that would not fit in a frame to the hub is too.
+        let filler = etahoiva_proto::MAX_FRAME_BYTES - with_sdp("v=0\r\n").len() - 4;
+        let edge = with_sdp(&format!("v=0\r\n{}", "a".repeat(filler)));
+        assert!(edge.len() <= etahoiva_proto::MAX_FRAME_BYTES);
+        let (status, _) = call(app.clone(), post_json("/api/media/answer", &edge)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        // JSON only, from the terminal's own browser only.
+        let (status, _) = call(app.clone(), post("/api/media/answer")).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let foreign = Request::post("/api/media/answer")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::ORIGIN, "https://evil.example")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(with_sdp(SDP)))
+            .expect("request");
+        assert_eq!(call(app.clone(), foreign).await.0, StatusCode::FORBIDDEN);
+        let rebound = Request::post("/api/media/restart")
+            .header(header::HOST, "evil.example")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"call_id":"c-1","leg_id":"l-1"}"#))
+            .expect("request");
+        assert_eq!(call(app, rebound).await.0, StatusCode::MISDIRECTED_REQUEST);
+        // None of them reached the agent.
+        assert!(agent_rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn the_page_has_the_calls_picture_and_opens_no_camera_before_an_answer() {
+        let ringing = a_call(CallKind::ScheduledCare, "Anna", Phase::Ringing, None);
+        for (lang, remote, local) in [
+            ("fi", "Soittajan kuva", "Oma kuvasi"),
+            ("sv", "Bild av den som ringer", "Din egen bild"),
+            ("en", "The caller&#39;s picture", "Your own picture"),
+        ] {
+            let (_keep, rx) = watch::channel(with_call(lang, ringing.clone()));
+            let app = router(rx, mpsc::channel(1).0, no_calls(), no_notices(), no_media());
+            let (_, body) = call(app, get("/")).await;
+            // Hidden until the call is answered; labelled for screen readers.
+            assert!(body.contains(&format!(
+                r#"<section class="call-media" id="call-media" aria-label="{}" hidden>"#,
+                escape(&text(lang, "kiosk.media_label"))
+            )));
+            assert!(
+                body.contains(&format!(
+                    r#"id="remote-video" autoplay playsinline aria-label="{remote}""#
+                )),
+                "{lang}"
+            );
+            assert!(
+                body.contains(&format!(
+                    r#"id="local-video" autoplay playsinline muted aria-label="{local}""#
+                )),
+                "{lang}"
+            );
+            assert!(body.contains(
+                r#"<p class="media-status" id="media-status" role="status" aria-live="polite">"#
+            ));
+            // The camera is opened in one place only, once the call is answered.
+            assert_eq!(
+                body.matches("getUserMedia(").count(),
+                2,
+                "video and the audio-only fallback"
+            );
+            assert_eq!(body.matches("openCamera().then").count(), 1);
+            assert!(body.contains(r#"var on = !!call && call.state === "answered";"#));
+            assert!(body.contains("window.etahoivaKioskCall"));
+        }
     }
 }

@@ -1,0 +1,372 @@
+//! Black-box test of a video call between a nurse's console and the kiosk
+//! page of a real (not simulated) home terminal: two headless browsers with
+//! fake cameras, a real hub relaying their media, and `etahoiva-edge`
+//! serving the kiosk, whose page is the terminal's WebRTC peer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::alarm::{home_terminal, kiosk_http};
+use common::api::{self, call, open_alerts, Api};
+use common::browser::Browser;
+use common::edge::{eventually, spawn_edge};
+use common::{add_user, login, spawn_hub_in, HubProcess};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct World {
+    hub: HubProcess,
+    http: reqwest::Client,
+    pekka: String,
+    aino: String,
+    dir: tempfile::TempDir,
+}
+
+impl Api for World {
+    fn api(&self) -> (&HubProcess, &reqwest::Client) {
+        (&self.hub, &self.http)
+    }
+}
+
+/// A hub at night: Lestijoki's patrol (Pekka) takes Aino's alarms; a call
+/// on her alarm rings at her home and opens no camera until she answers.
+async fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("hub");
+    add_user(&data, "admin", "admin", PASSWORD);
+    add_user(&data, "pekka", "patrol", PASSWORD);
+    let hub = spawn_hub_in(
+        &data,
+        "hub",
+        &[],
+        &[
+            ("ETAHOIVA_ALARM_DAY_START", "00:00"),
+            ("ETAHOIVA_ALARM_DAY_END", "00:00"),
+        ],
+    );
+    let http = hub.client();
+    let admin = login(&http, &hub, "admin", PASSWORD).await;
+    let pekka = login(&http, &hub, "pekka", PASSWORD).await;
+    let mut w = World {
+        hub,
+        http,
+        pekka,
+        aino: String::new(),
+        dir,
+    };
+    let users = api::user_ids(&w, &admin).await;
+    let lesti = api::area(&w, &admin, "Lestijoki").await;
+    let team = api::team(
+        &w,
+        &admin,
+        json!({"name": "Yöpartio Lesti", "kind": "patrol", "area_id": lesti, "members": [users["pekka"]]}),
+    )
+    .await;
+    api::on_duty(&w, &admin, &team, 600).await;
+    w.aino = api::client(
+        &w,
+        &admin,
+        json!({"name": "Aino Virtanen", "language": "fi", "area_id": lesti,
+               "address": "Kirkkotie 3, Kannus", "alarm_video": "ring"}),
+    )
+    .await;
+    w
+}
+
+/// The alert of Aino's help press, once it reached the patrol.
+async fn alarm(w: &World) -> String {
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            !open_alerts(w, &w.pekka).await.is_empty()
+        })
+        .await,
+        "the alarm reached the patrol"
+    );
+    open_alerts(w, &w.pekka).await[0]["id"]
+        .as_str()
+        .expect("alert id")
+        .to_string()
+}
+
+/// What a page's connection receives, by `getStats`: decoded video frames,
+/// received audio packets, encoded video frames and the connection state.
+/// `handle` names the page's inspection object (`etahoivaCall` on the
+/// console, `etahoivaKioskCall` on the kiosk); null while it has no connection.
+async fn page_media(browser: &Browser, handle: &str) -> Value {
+    // getStats is asynchronous: start a read, and return the last one.
+    browser
+        .script(&format!(
+            "const c = window.{handle}; if (c && c.pc) {{ const pc = c.pc; pc.getStats().then(r => {{ \
+               const s = {{framesDecoded: 0, audioPackets: 0, framesSent: 0, state: pc.connectionState}}; \
+               r.forEach(x => {{ \
+                 if (x.type === 'inbound-rtp' && x.kind === 'video') s.framesDecoded += x.framesDecoded || 0; \
+                 if (x.type === 'inbound-rtp' && x.kind === 'audio') s.audioPackets += x.packetsReceived || 0; \
+                 if (x.type === 'outbound-rtp' && x.kind === 'video') s.framesSent += x.framesEncoded || 0; \
+               }}); window.__media = s; }}); }} else {{ window.__media = null; }} return window.__media || null;"
+        ))
+        .await
+}
+
+/// Waits until the page's connection decoded `frames` video frames and
+/// received `packets` audio packets; the last reading.
+async fn media_flows(
+    browser: &Browser,
+    handle: &str,
+    frames: u64,
+    packets: u64,
+    limit: Duration,
+) -> (bool, Value) {
+    let deadline = Instant::now() + limit;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        last = page_media(browser, handle).await;
+        if !last.is_null()
+            && last["framesDecoded"].as_u64().unwrap_or(0) >= frames
+            && last["audioPackets"].as_u64().unwrap_or(0) >= packets
+        {
+            return (true, last);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    (false, last)
+}
+
+const KIOSK_STATUS: &str =
+    "return JSON.stringify({media: window.etahoivaKioskCall && window.etahoivaKioskCall.state, \
+     status: document.getElementById('media-status').textContent, \
+     message: document.getElementById('message').textContent, \
+     title: document.getElementById('call-title').textContent})";
+
+#[tokio::test]
+async fn the_kiosk_answers_a_nurses_video_call_and_both_see_and_hear_each_other() {
+    if !common::browser::available(
+        "the_kiosk_answers_a_nurses_video_call_and_both_see_and_hear_each_other",
+    ) {
+        return;
+    }
+    let w = world().await;
+    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
+    let edge = spawn_edge(&bundle);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    let id = alarm(&w).await;
+
+    // Pekka calls the home on the alarm: it rings, the camera stays closed.
+    let (s, opened) = call(
+        &w,
+        "POST",
+        &w.pekka,
+        &format!("/api/v1/alerts/{id}/call"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    assert_eq!(opened["auto_answer"], false, "{opened}");
+    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            edge.kiosk_state(&kiosk).await["call"]["state"] == "ringing"
+        })
+        .await,
+        "the terminal rings"
+    );
+
+    // Aino's kiosk shows the ringing call. Every use of the camera is counted.
+    let home = Browser::start().await;
+    home.goto(&edge.kiosk_url("/")).await;
+    assert!(
+        home.wait_until(
+            "return !document.getElementById('call-ringing').hidden && \
+             document.getElementById('call-title').textContent.length > 0 && \
+             !!window.etahoivaKioskCall && window.etahoivaKioskCall.pc === null",
+            Duration::from_secs(15),
+        )
+        .await,
+        "the kiosk shows the ringing call: {}",
+        home.script(KIOSK_STATUS).await
+    );
+    home.script(
+        "window.__cameraOpened = 0; var md = navigator.mediaDevices; var open = md.getUserMedia.bind(md); \
+         md.getUserMedia = function (c) { window.__cameraOpened += 1; return open(c); }; return true;",
+    )
+    .await;
+
+    // Pekka's console joins the call's media before Aino answers.
+    let nurse = Browser::start().await;
+    nurse
+        .sign_in(&w.hub, "pekka", PASSWORD, "/console/patrol")
+        .await;
+    nurse
+        .goto(&w.hub.url(&format!("/console/call/{call_id}")))
+        .await;
+    assert!(
+        nurse
+            .wait_until(
+                "return !!(window.etahoivaCall && window.etahoivaCall.pc && \
+                 window.etahoivaCall.pc.connectionState === 'connected')",
+                Duration::from_secs(30),
+            )
+            .await,
+        "the console's connection to the relay is up: {}",
+        page_media(&nurse, "etahoivaCall").await
+    );
+    // While it rings nothing flows: the kiosk has no connection and no
+    // camera, and the hub gives the console nothing of the home.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, before) = media_flows(&nurse, "etahoivaCall", 0, 0, Duration::from_secs(5)).await;
+    assert_eq!(
+        before["framesDecoded"].as_u64(),
+        Some(0),
+        "no picture before the answer: {before}"
+    );
+    assert_eq!(
+        before["audioPackets"].as_u64(),
+        Some(0),
+        "no sound before the answer: {before}"
+    );
+    assert_eq!(
+        home.script(
+            "var t = window.etahoivaKioskCall; return [t.pc === null, t.local === null, window.__cameraOpened, \
+             document.getElementById('call-media').hidden]"
+        )
+        .await,
+        json!([true, true, 0, true]),
+        "the kiosk opened nothing before the answer"
+    );
+    assert_eq!(edge.kiosk_state(&kiosk).await["call"]["state"], "ringing");
+
+    // Aino answers with the big button.
+    let answer = home.find("#call-answer").await.expect("answer button");
+    home.click(&answer).await;
+
+    // Both see and hear each other through the hub.
+    let (kiosk_ok, kiosk_media) =
+        media_flows(&home, "etahoivaKioskCall", 15, 50, Duration::from_secs(60)).await;
+    assert!(
+        kiosk_ok,
+        "the kiosk decoded the nurse's picture and received her sound: {kiosk_media}; {}",
+        home.script(KIOSK_STATUS).await
+    );
+    let (nurse_ok, nurse_media) =
+        media_flows(&nurse, "etahoivaCall", 15, 50, Duration::from_secs(60)).await;
+    assert!(
+        nurse_ok,
+        "the console decoded Aino's picture and received her sound: {nurse_media}; page: {}",
+        nurse
+            .script("return document.getElementById('call-state').textContent + ' ' + document.getElementById('call-error').textContent")
+            .await
+    );
+    assert_eq!(kiosk_media["state"], "connected", "{kiosk_media}");
+    assert!(
+        kiosk_media["framesSent"].as_u64().unwrap_or(0) > 0,
+        "{kiosk_media}"
+    );
+    assert_eq!(edge.kiosk_state(&kiosk).await["call"]["state"], "answered");
+    // The nurse's picture is shown large and Aino's own small, with sound.
+    assert!(
+        home.wait_until(
+            "var r = document.getElementById('remote-video'), l = document.getElementById('local-video'); \
+             return !document.getElementById('call-media').hidden && r.videoWidth > 0 && \
+               !!l.srcObject && l.muted && !!document.getElementById('remote-audio').srcObject && \
+               r.getBoundingClientRect().width > 2 * l.getBoundingClientRect().width && \
+               document.getElementById('media-status').textContent === '' && \
+               !document.getElementById('call-answered').hidden",
+            Duration::from_secs(15),
+        )
+        .await,
+        "the kiosk shows the call: {}",
+        home.script(KIOSK_STATUS).await
+    );
+    // The camera was opened once, for this call, and is live.
+    home.script(
+        "window.__kioskPc = window.etahoivaKioskCall.pc; \
+         window.__kioskTracks = window.etahoivaKioskCall.local.getTracks(); return true;",
+    )
+    .await;
+    assert_eq!(
+        home.script(
+            "return [window.__cameraOpened, window.__kioskTracks.map(t => t.kind + ':' + t.readyState).sort()]"
+        )
+        .await,
+        json!([1, ["audio:live", "video:live"]])
+    );
+
+    // The kiosk's network changes: the page asks for an ICE restart, the
+    // hub offers fresh credentials through the agent, the page answers on
+    // the same connection and the call carries on.
+    let ufrag = "const m = /a=ice-ufrag:(\\S+)/.exec(window.etahoivaKioskCall.pc.remoteDescription.sdp); return m && m[1];";
+    let ufrag_before = home.script(ufrag).await;
+    assert!(ufrag_before.is_string(), "{ufrag_before}");
+    let (_, reading) = media_flows(&home, "etahoivaKioskCall", 0, 0, Duration::from_secs(5)).await;
+    let frames_before = reading["framesDecoded"].as_u64().unwrap_or(0);
+    home.script("window.dispatchEvent(new Event('online')); return true;")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut restarted = false;
+    let mut after = Value::Null;
+    while Instant::now() < deadline && !restarted {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = home.script(ufrag).await;
+        after = page_media(&home, "etahoivaKioskCall").await;
+        restarted = now != ufrag_before
+            && after["state"] == "connected"
+            && after["framesDecoded"].as_u64().unwrap_or(0) >= frames_before + 30;
+    }
+    assert!(
+        restarted,
+        "after the ICE restart the call goes on: ufrag {ufrag_before} -> {}, {after}; {}",
+        home.script(ufrag).await,
+        home.script(KIOSK_STATUS).await
+    );
+    assert_eq!(
+        home.script(
+            "return [window.etahoivaKioskCall.pc === window.__kioskPc, window.__cameraOpened]"
+        )
+        .await,
+        json!([true, 1]),
+        "the same connection and camera"
+    );
+
+    // Pekka hangs up: the call ends on the kiosk, which closes its
+    // connection and the camera and microphone.
+    let hang_up = nurse.find("#hang-up").await.expect("hang up");
+    nurse.click(&hang_up).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            edge.kiosk_state(&kiosk).await["call"].is_null()
+        })
+        .await,
+        "the terminal's call ended"
+    );
+    assert!(
+        home.wait_until(
+            "return window.etahoivaKioskCall.pc === null && window.etahoivaKioskCall.local === null && \
+             window.__kioskPc.connectionState === 'closed' && \
+             window.__kioskTracks.every(t => t.readyState === 'ended') && \
+             document.getElementById('call-media').hidden && \
+             document.getElementById('remote-video').srcObject === null && \
+             document.getElementById('local-video').srcObject === null && \
+             document.getElementById('call-answered').hidden",
+            Duration::from_secs(10),
+        )
+        .await,
+        "the kiosk stopped the call's media: {}",
+        home.script(
+            "return [String(window.etahoivaKioskCall.pc), window.__kioskPc.connectionState, \
+             window.__kioskTracks.map(t => t.readyState)]"
+        )
+        .await
+    );
+    let calls = api::alert(&w, &w.pekka, &id).await["calls"].clone();
+    assert_eq!(calls[0]["state"], "ended", "{calls}");
+    assert_eq!(calls[0]["end_reason"], "hung_up_by_staff", "{calls}");
+    // Nothing of the call is left to answer.
+    let left = kiosk
+        .get(edge.kiosk_url("/api/media"))
+        .send()
+        .await
+        .expect("media");
+    assert_eq!(left.status(), 204);
+}
