@@ -23,8 +23,11 @@
   var ended = false;
   var retry = 1000;
   var restartTimer = null;
-  var remoteStream = new MediaStream();
   var status = "connecting";
+  var guest = false;
+  // Remote participants' media, by stream id (their leg id at the hub).
+  var tiles = {};
+  var names = {};
 
   // For inspection (tests, support): the connection and where the call is.
   window.etahoivaCall = {
@@ -71,12 +74,12 @@
   function newConnection() {
     var connection = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     connection.ontrack = function (event) {
+      var id = event.streams && event.streams[0] ? event.streams[0].id : event.track.id;
+      var tile = tileFor(id);
       if (event.track.kind === "audio") {
-        remoteAudio.srcObject = new MediaStream([event.track]);
+        tile.audio.srcObject = new MediaStream([event.track]);
       } else {
-        remoteStream.getVideoTracks().forEach(function (old) { remoteStream.removeTrack(old); });
-        remoteStream.addTrack(event.track);
-        remoteVideo.srcObject = remoteStream;
+        tile.video.srcObject = new MediaStream([event.track]);
       }
     };
     connection.onicecandidate = function (event) {
@@ -108,13 +111,52 @@
     return connection;
   }
 
+  // A tile per remote participant: the first is the page's main picture.
+  function tileFor(id) {
+    if (tiles[id]) { return tiles[id]; }
+    var first = Object.keys(tiles).length === 0;
+    var video = first ? remoteVideo : document.createElement("video");
+    var audio = first ? remoteAudio : document.createElement("audio");
+    var caption = null;
+    if (!first) {
+      var figure = document.createElement("figure");
+      figure.className = "remote extra";
+      video.autoplay = true;
+      video.playsInline = true;
+      audio.autoplay = true;
+      caption = document.createElement("figcaption");
+      figure.appendChild(video);
+      figure.appendChild(caption);
+      figure.appendChild(audio);
+      document.querySelector(".call-videos").appendChild(figure);
+    } else {
+      caption = remoteVideo.parentNode.querySelector("figcaption");
+    }
+    tiles[id] = { video: video, audio: audio, caption: caption, figure: first ? null : video.parentNode };
+    label(id);
+    return tiles[id];
+  }
+
+  function label(id) {
+    var tile = tiles[id];
+    if (tile && tile.caption) {
+      tile.caption.textContent = names[id] || t("remote");
+      tile.video.setAttribute("aria-label", names[id] || t("remote"));
+    }
+  }
+
+  // The page's camera and microphone go on the first track of each kind;
+  // the hub's further tracks only bring other participants' media.
   function attachLocalTracks(connection) {
+    var used = {};
     connection.getTransceivers().forEach(function (transceiver) {
       var kind = transceiver.receiver.track.kind;
-      var track = local && local.getTracks().filter(function (x) { return x.kind === kind; })[0];
+      if (transceiver.sender.track) { used[kind] = true; return; }
+      var track = !used[kind] && local && local.getTracks().filter(function (x) { return x.kind === kind; })[0];
       if (track) {
         transceiver.sender.replaceTrack(track);
         transceiver.direction = "sendrecv";
+        used[kind] = true;
       } else {
         transceiver.direction = "recvonly";
       }
@@ -181,6 +223,24 @@
       case "disconnected":
         if (message.party === "terminal" && status !== "ended") { say("reconnecting"); }
         break;
+      case "participants":
+        var listEl = document.getElementById("participants");
+        listEl.textContent = "";
+        (message.participants || []).forEach(function (p) {
+          names[p.leg_id] = p.name;
+          label(p.leg_id);
+          var li = document.createElement("li");
+          li.textContent = p.name + (p.leg_id === legId ? " (" + t("local") + ")" : "");
+          listEl.appendChild(li);
+        });
+        break;
+      case "left":
+        var gone = tiles[message.leg_id];
+        if (gone && gone.figure) {
+          gone.figure.parentNode.removeChild(gone.figure);
+          delete tiles[message.leg_id];
+        }
+        break;
       case "refused":
         showError(message.message || t("state.refused"));
         if (!pc) { say("refused"); ended = true; }
@@ -227,8 +287,38 @@
     cameraButton.textContent = t(off ? "camera_on" : "camera_off");
   });
   hangUpButton.addEventListener("click", function () {
-    send({ type: "hang_up", call_id: callId });
-    end("hung_up_by_staff");
+    // A guest leaves; the caller ends the call for everybody.
+    send({ type: guest ? "leave" : "hang_up", call_id: callId });
+    end(guest ? "left" : "hung_up_by_staff");
+  });
+
+  // The caller may invite a second professional; for a guest the button leaves.
+  var inviteForm = document.getElementById("invite");
+  fetch(config.invitable, { credentials: "same-origin" }).then(function (r) {
+    if (r.status === 403) {
+      guest = true;
+      hangUpButton.textContent = t("leave");
+      return null;
+    }
+    return r.ok ? r.json() : null;
+  }).then(function (people) {
+    if (!people || !people.length) { return; }
+    var select = document.getElementById("invite-user");
+    people.forEach(function (p) {
+      var option = document.createElement("option");
+      option.value = p.id;
+      option.textContent = p.display_name;
+      select.appendChild(option);
+    });
+    inviteForm.hidden = false;
+  }).catch(function () {});
+  inviteForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var user = document.getElementById("invite-user").value;
+    if (user) {
+      send({ type: "invite", call_id: callId, user_id: user });
+      document.getElementById("invite-status").textContent = t("invited");
+    }
   });
   window.addEventListener("online", restartIce);
 

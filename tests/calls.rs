@@ -24,6 +24,7 @@ struct World {
     admin: String,
     pekka: String,
     paula: String,
+    lotta: String,
     aino: String,
     dir: tempfile::TempDir,
 }
@@ -42,6 +43,7 @@ async fn world() -> World {
     add_user(&data, "admin", "admin", PASSWORD);
     add_user(&data, "pekka", "patrol", PASSWORD);
     add_user(&data, "paula", "patrol", PASSWORD);
+    add_user(&data, "lotta", "professional", PASSWORD);
     let hub = spawn_hub_in(
         &data,
         "hub",
@@ -55,7 +57,9 @@ async fn world() -> World {
     let admin = login(&http, &hub, "admin", PASSWORD).await;
     let pekka = login(&http, &hub, "pekka", PASSWORD).await;
     let paula = login(&http, &hub, "paula", PASSWORD).await;
+    let lotta = login(&http, &hub, "lotta", PASSWORD).await;
     let mut w = World {
+        lotta,
         hub,
         http,
         admin,
@@ -411,4 +415,236 @@ async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_medi
     );
     let calls = alert(&w, &w.pekka, &id).await["calls"].clone();
     assert_eq!(calls[0]["end_reason"], "hung_up_by_staff", "{calls}");
+}
+
+/// A console peer in a call: its signalling socket, its connection and its leg.
+struct Console {
+    socket: Feed,
+    peer: Peer,
+    leg_id: String,
+}
+
+/// `token`'s console joins a call's media and answers the hub's offer.
+async fn join(w: &World, token: &str, call_id: &str) -> Console {
+    let mut socket = feed::connect_to(&w.hub, token, "/api/v1/calls/live").await;
+    feed::send(&mut socket, json!({"type": "join", "call_id": call_id})).await;
+    let offer = until(&mut socket, Duration::from_secs(10), |m| {
+        m["type"] == "offer"
+    })
+    .await;
+    let leg_id = offer["leg_id"].as_str().expect("leg").to_string();
+    let peer = Peer::answer(offer["sdp"].as_str().expect("sdp"), Some(small_loop()))
+        .await
+        .expect("answer");
+    feed::send(
+        &mut socket,
+        json!({"type": "answer", "call_id": call_id, "leg_id": leg_id, "sdp": peer.answer_sdp()}),
+    )
+    .await;
+    peer.send_media(true);
+    Console {
+        socket,
+        peer,
+        leg_id,
+    }
+}
+
+/// Answers the hub's next offer for this console's leg (somebody joined).
+async fn answer_renegotiation(console: &mut Console, call_id: &str) {
+    let leg = console.leg_id.clone();
+    let offer = until(&mut console.socket, Duration::from_secs(15), |m| {
+        m["type"] == "offer" && m["leg_id"] == leg.as_str()
+    })
+    .await;
+    let answer = console
+        .peer
+        .renegotiate(offer["sdp"].as_str().expect("sdp"))
+        .await
+        .expect("renegotiation answered");
+    feed::send(
+        &mut console.socket,
+        json!({"type": "answer", "call_id": call_id, "leg_id": leg, "sdp": answer}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_patrol_brings_a_doctor_into_the_call_who_sees_both_and_leaves() {
+    let w = world().await;
+    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
+    let edge = spawn_edge_with(&bundle, &["--simulate"]);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    let id = alarm(&w).await;
+    let (s, opened) = call(
+        &w,
+        "POST",
+        &w.pekka,
+        &format!("/api/v1/alerts/{id}/call"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let mut pekka = join(&w, &w.pekka, &call_id).await;
+    assert!(
+        wait_report(&pekka.peer, Duration::from_secs(20), |r| r.video_frames_in
+            >= 10)
+        .await,
+        "the call runs: {:?}",
+        pekka.peer.report()
+    );
+
+    // Only the caller invites, and only people with a care role.
+    let users = api::user_ids(&w, &w.admin).await;
+    let (s, invitable) = call(
+        &w,
+        "GET",
+        &w.pekka,
+        &format!("/api/v1/calls/{call_id}/invitable"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{invitable}");
+    let names: Vec<&str> = invitable
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert!(
+        names.contains(&users["lotta"].as_str()) && !names.contains(&users["paula"].as_str()),
+        "{invitable}"
+    );
+    let (s, _) = call(
+        &w,
+        "GET",
+        &w.lotta,
+        &format!("/api/v1/calls/{call_id}/invitable"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403, "not the caller");
+    let mut lotta_socket = feed::connect_to(&w.hub, &w.lotta, "/api/v1/calls/live").await;
+    feed::send(
+        &mut lotta_socket,
+        json!({"type": "join", "call_id": call_id}),
+    )
+    .await;
+    let refused = until(&mut lotta_socket, Duration::from_secs(10), |m| {
+        m["type"] == "refused"
+    })
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not yours"),
+        "not invited yet: {refused}"
+    );
+    feed::send(
+        &mut pekka.socket,
+        json!({"type": "invite", "call_id": call_id, "user_id": users["paula"]}),
+    )
+    .await;
+    let refused = until(&mut pekka.socket, Duration::from_secs(10), |m| {
+        m["type"] == "refused"
+    })
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot join"),
+        "{refused}"
+    );
+
+    // Pekka invites Dr Lotta: her console is told, she joins.
+    feed::send(
+        &mut pekka.socket,
+        json!({"type": "invite", "call_id": call_id, "user_id": users["lotta"]}),
+    )
+    .await;
+    let invited = until(&mut lotta_socket, Duration::from_secs(10), |m| {
+        m["type"] == "invited"
+    })
+    .await;
+    assert_eq!(invited["call_id"], call_id.as_str(), "{invited}");
+    assert_eq!(invited["client_first_name"], "Aino");
+    drop(lotta_socket);
+    let mut lotta = join(&w, &w.lotta, &call_id).await;
+    // Pekka's connection gets tracks for Lotta (a new offer); so does the terminal.
+    answer_renegotiation(&mut pekka, &call_id).await;
+    let three = until(&mut pekka.socket, Duration::from_secs(20), |m| {
+        m["type"] == "participants" && m["participants"].as_array().is_some_and(|p| p.len() == 3)
+    })
+    .await;
+    let roles: Vec<&str> = three["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter_map(|p| p["role"].as_str())
+        .collect();
+    assert!(
+        roles.contains(&"client") && roles.contains(&"caller") && roles.contains(&"guest"),
+        "{three}"
+    );
+
+    // Everybody sees and hears both others.
+    assert!(
+        wait_report(&lotta.peer, Duration::from_secs(20), |r| r.video_sources_in
+            >= 2
+            && r.video_frames_in >= 30
+            && r.audio_packets_in >= 50)
+        .await,
+        "the doctor gets the client's and the nurse's media: {:?}",
+        lotta.peer.report()
+    );
+    assert!(
+        wait_report(&pekka.peer, Duration::from_secs(20), |r| r.video_sources_in
+            >= 2)
+        .await,
+        "the patrol gets the client's and the doctor's video: {:?}",
+        pekka.peer.report()
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            state_dir_has(&bundle, |r| {
+                r["video_sources_in"].as_u64().unwrap_or(0) >= 2
+            })
+        })
+        .await,
+        "the client sees both professionals: {:?}",
+        media_report(&bundle)
+    );
+
+    // Lotta leaves; the call goes on between Aino and Pekka.
+    let lotta_leg = lotta.leg_id.clone();
+    feed::send(
+        &mut lotta.socket,
+        json!({"type": "leave", "call_id": call_id}),
+    )
+    .await;
+    let left = until(&mut pekka.socket, Duration::from_secs(10), |m| {
+        m["type"] == "left"
+    })
+    .await;
+    assert_eq!(left["leg_id"], lotta_leg.as_str(), "{left}");
+    let before = pekka.peer.report().video_frames_in;
+    assert!(
+        wait_report(&pekka.peer, Duration::from_secs(10), |r| r.video_frames_in
+            >= before + 20)
+        .await,
+        "the client's picture keeps coming after the doctor left"
+    );
+    assert!(edge.kiosk_state(&kiosk).await["call"]["state"] == "answered");
+    let audit = call(&w, "GET", &w.admin, "/api/v1/audit?limit=200", None)
+        .await
+        .1;
+    let text = audit.to_string();
+    assert!(
+        text.contains("call.invite") && text.contains("call.join"),
+        "invitation and joining audited"
+    );
+    drop(lotta);
 }

@@ -321,7 +321,9 @@ async fn session(
                     }
                     HubToEdge::MediaOffer { call_id, leg_id, sdp, ice_restart: _ } => {
                         if shared.simulates() {
-                            tokio::spawn(crate::media::answer_offer(shared.clone(), call_id, leg_id, sdp));
+                            if !shared.sim_calls.reoffer(&call_id, leg_id.clone(), sdp.clone()) {
+                                tokio::spawn(crate::media::answer_offer(shared.clone(), call_id, leg_id, sdp));
+                            }
                         } else {
                             shared.media_offer(call_id, leg_id, sdp);
                         }

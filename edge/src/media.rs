@@ -12,7 +12,7 @@ use etahoiva_media::generate::MediaLoop;
 use etahoiva_media::peer::{MediaReport, Peer};
 use etahoiva_proto::EdgeToHub;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::agent::Shared;
 use crate::calls::Phase;
@@ -38,22 +38,37 @@ fn media_loop() -> Option<Arc<MediaLoop>> {
     .clone()
 }
 
-/// Simulated calls in progress: a stop signal each.
+/// A simulated call in progress: its stop signal and where the hub's new
+/// offers for it go (leg id, SDP).
+struct SimCall {
+    stop: watch::Sender<bool>,
+    offers: mpsc::Sender<(String, String)>,
+}
+
+/// Simulated calls in progress.
 #[derive(Default)]
 pub struct SimCalls {
-    calls: std::sync::Mutex<HashMap<String, watch::Sender<bool>>>,
+    calls: std::sync::Mutex<HashMap<String, SimCall>>,
 }
 
 impl SimCalls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SimCall>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Ends the media of a call (the call ended on the terminal).
     pub fn stop(&self, call_id: &str) {
-        if let Some(stop) = self
-            .calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(call_id)
-        {
-            let _ = stop.send(true);
+        if let Some(call) = self.lock().remove(call_id) {
+            let _ = call.stop.send(true);
+        }
+    }
+
+    /// A new offer for a call whose media runs already (somebody joined,
+    /// or an ICE restart): true if it was handed to the call.
+    pub fn reoffer(&self, call_id: &str, leg_id: String, sdp: String) -> bool {
+        match self.lock().get(call_id) {
+            Some(call) => call.offers.try_send((leg_id, sdp)).is_ok(),
+            None => false,
         }
     }
 }
@@ -69,14 +84,16 @@ pub async fn answer_offer(shared: Arc<Shared>, call_id: String, leg_id: String, 
         }
     };
     let (stop_tx, mut stop) = watch::channel(false);
-    if let Some(old) = shared
-        .sim_calls
-        .calls
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(call_id.clone(), stop_tx)
-    {
-        let _ = old.send(true);
+    let (offers_tx, mut offers) = mpsc::channel(4);
+    let replaced = shared.sim_calls.lock().insert(
+        call_id.clone(),
+        SimCall {
+            stop: stop_tx,
+            offers: offers_tx,
+        },
+    );
+    if let Some(old) = replaced {
+        let _ = old.stop.send(true);
     }
     shared.send_live(EdgeToHub::MediaAnswer {
         call_id: call_id.clone(),
@@ -88,6 +105,17 @@ pub async fn answer_offer(shared: Arc<Shared>, call_id: String, leg_id: String, 
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {}
+            Some((leg_id, sdp)) = offers.recv() => {
+                match peer.renegotiate(&sdp).await {
+                    Ok(answer) => shared.send_live(EdgeToHub::MediaAnswer {
+                        call_id: call_id.clone(),
+                        leg_id,
+                        sdp: answer,
+                    }),
+                    Err(e) => tracing::warn!(%call_id, error = %e, "the hub's new offer was refused"),
+                }
+                continue;
+            }
         }
         let current = shared.current_call();
         let Some(call) = current.filter(|c| c.id == call_id) else {

@@ -166,8 +166,9 @@ pub trait MediaEngine: Send + Sync + 'static {
 
 /// One peer connection, sans-I/O: the caller owns the socket and the clock.
 pub trait Leg: Send {
-    /// Adds a sending track before the next offer or answer.
-    fn add_sender(&mut self, kind: MediaKind) -> Result<TrackId, EngineError>;
+    /// Adds a sending track before the next offer or answer; `stream` names
+    /// whose media it carries (the SDP's msid stream id).
+    fn add_sender(&mut self, kind: MediaKind, stream: &str) -> Result<TrackId, EngineError>;
     /// Hub: the offer (a fresh ICE session with `ice_restart`).
     fn create_offer(&mut self, ice_restart: bool, now: Instant) -> Result<String, EngineError>;
     /// Hub: the peer's answer to our last offer.

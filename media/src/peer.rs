@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::engine::{EngineError, Leg, LegConfig, LegEvent, LegOutput, MediaEngine, MediaKind};
 use crate::engine::{Role, RtpOut};
@@ -28,6 +28,8 @@ pub struct MediaReport {
     pub video_packets_out: u64,
     pub video_frames_out: u64,
     pub keyframe_requests_in: u64,
+    /// Distinct video streams received (one per other participant).
+    pub video_sources_in: u64,
 }
 
 /// The hub's address for media: the first UDP host candidate of its offer.
@@ -58,7 +60,11 @@ pub struct Peer {
     report: watch::Receiver<MediaReport>,
     sending: watch::Sender<bool>,
     stop: watch::Sender<bool>,
+    offers: mpsc::Sender<Renegotiation>,
 }
+
+/// A new offer of the hub for a running connection, and where its answer goes.
+type Renegotiation = (String, oneshot::Sender<Result<String, EngineError>>);
 
 impl Peer {
     /// Answers the hub's offer from a fresh socket and starts driving the
@@ -81,13 +87,15 @@ impl Peer {
             },
             now,
         )?;
-        let audio = leg.add_sender(MediaKind::Audio)?;
-        let video = leg.add_sender(MediaKind::Video)?;
+        let audio = leg.add_sender(MediaKind::Audio, "peer")?;
+        let video = leg.add_sender(MediaKind::Video, "peer")?;
         let answer = leg.accept_offer(offer, now)?;
         let (report_tx, report) = watch::channel(MediaReport::default());
         let (sending, sending_rx) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
+        let (offers, offers_rx) = mpsc::channel(4);
         let driver = Driver {
+            offers: offers_rx,
             leg,
             socket,
             audio,
@@ -103,7 +111,19 @@ impl Peer {
             report,
             sending,
             stop,
+            offers,
         })
+    }
+
+    /// Answers a new offer of the hub on the running connection (somebody
+    /// joined, or an ICE restart).
+    pub async fn renegotiate(&self, offer: &str) -> Result<String, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.offers
+            .send((offer.to_string(), tx))
+            .await
+            .map_err(|_| EngineError::Closed)?;
+        rx.await.map_err(|_| EngineError::Closed)?
     }
 
     /// Our answer, for the hub.
@@ -146,6 +166,7 @@ struct Driver<L: Leg> {
     report: watch::Sender<MediaReport>,
     sending: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
+    offers: mpsc::Receiver<Renegotiation>,
 }
 
 impl<L: Leg> Driver<L> {
@@ -160,6 +181,7 @@ impl<L: Leg> Driver<L> {
         let (mut frame, mut packet) = (0u32, 0u32);
         let started = Instant::now();
         let mut report = MediaReport::default();
+        let mut video_sources = std::collections::HashSet::new();
         let mut buf = vec![0u8; 2048];
         loop {
             let timeout = self
@@ -169,6 +191,9 @@ impl<L: Leg> Driver<L> {
             let sending = *self.sending.borrow() && report.connected && self.media.is_some();
             tokio::select! {
                 _ = self.stop.changed() => break,
+                Some((offer, reply)) = self.offers.recv() => {
+                    let _ = reply.send(self.leg.accept_offer(&offer, Instant::now()));
+                }
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, from)) = received {
                         let _ = self.leg.handle_datagram(from, &buf[..n], Instant::now());
@@ -225,6 +250,9 @@ impl<L: Leg> Driver<L> {
                         MediaKind::Audio => report.audio_packets_in += 1,
                         MediaKind::Video => {
                             report.video_packets_in += 1;
+                            if video_sources.insert(rtp.ssrc) {
+                                report.video_sources_in = video_sources.len() as u64;
+                            }
                             if vp8_starts_frame(&rtp.payload) {
                                 report.video_frames_in += 1;
                             }

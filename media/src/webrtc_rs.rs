@@ -413,12 +413,12 @@ impl RtcLeg {
 }
 
 impl Leg for RtcLeg {
-    fn add_sender(&mut self, kind: MediaKind) -> Result<TrackId, EngineError> {
+    fn add_sender(&mut self, kind: MediaKind, stream: &str) -> Result<TrackId, EngineError> {
         let ssrc = rand::random::<u32>();
         let params = codec(kind);
         let n = self.senders.len();
         let track = MediaStreamTrack::new(
-            format!("etahoiva-{n}"),
+            stream.to_string(),
             format!("etahoiva-{kind:?}-{n}").to_lowercase(),
             format!("{kind:?}").to_lowercase(),
             rtc_kind(kind),

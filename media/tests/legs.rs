@@ -78,10 +78,10 @@ fn hub_and_peer_connect_and_carry_audio_and_video_both_ways() {
     {
         let mut hub = End::new(Role::Hub);
         let mut peer = End::new(Role::Peer);
-        let hub_audio = hub.leg.add_sender(MediaKind::Audio).unwrap();
-        let hub_video = hub.leg.add_sender(MediaKind::Video).unwrap();
-        let peer_audio = peer.leg.add_sender(MediaKind::Audio).unwrap();
-        let peer_video = peer.leg.add_sender(MediaKind::Video).unwrap();
+        let hub_audio = hub.leg.add_sender(MediaKind::Audio, "peer").unwrap();
+        let hub_video = hub.leg.add_sender(MediaKind::Video, "peer").unwrap();
+        let peer_audio = peer.leg.add_sender(MediaKind::Audio, "peer").unwrap();
+        let peer_video = peer.leg.add_sender(MediaKind::Video, "peer").unwrap();
         let offer = hub.leg.create_offer(false, Instant::now()).unwrap();
         assert!(offer.contains("a=ice-lite"), "the hub is ICE-lite");
         assert!(offer.contains(&format!("a=ice-ufrag:{}", hub.leg.ufrag())));
@@ -142,7 +142,7 @@ fn hub_and_peer_connect_and_carry_audio_and_video_both_ways() {
 #[test]
 fn garbage_and_wrong_answers_are_errors_not_panics() {
     let mut hub = End::new(Role::Hub);
-    hub.leg.add_sender(MediaKind::Audio).unwrap();
+    hub.leg.add_sender(MediaKind::Audio, "peer").unwrap();
     let _offer = hub.leg.create_offer(false, Instant::now()).unwrap();
     assert!(hub
         .leg

@@ -52,6 +52,15 @@ enum ConsoleIn {
     HangUp {
         call_id: String,
     },
+    /// The caller invites a second professional.
+    Invite {
+        call_id: String,
+        user_id: String,
+    },
+    /// A guest leaves; the call goes on.
+    Leave {
+        call_id: String,
+    },
 }
 
 #[utoipa::path(get, path = "/api/v1/calls/live", tag = "calls",
@@ -125,10 +134,13 @@ async fn session_loop(
             }
             signal = signals.recv() => match signal {
                 Ok(signal) => {
-                    if !joined.contains(&signal.call_id) {
+                    let to_me = signal.to_user.as_deref() == Some(session.user.id.as_str());
+                    if signal.to_user.is_some() && !to_me {
                         continue;
                     }
-                    if signal.to_user.as_deref().is_some_and(|u| u != session.user.id) {
+                    // Invitations reach the invitee's consoles wherever they are.
+                    let invitation = matches!(signal.message, ConsoleOut::Invited { .. });
+                    if !(joined.contains(&signal.call_id) || (to_me && invitation)) {
                         continue;
                     }
                     if !send(&mut socket, &out(&signal.call_id, &signal.message)).await { break }
@@ -244,5 +256,68 @@ async fn handle(
                 Err(e) => send(socket, &refuse(&call_id, &e)).await,
             }
         }
+        ConsoleIn::Invite { call_id, user_id } => {
+            match media::invite(state, session, &call_id, &user_id).await {
+                Ok(()) => true,
+                Err(e) => send(socket, &refuse(&call_id, &e)).await,
+            }
+        }
+        ConsoleIn::Leave { call_id } => {
+            media::console_leave(state, session, &call_id);
+            joined.remove(&call_id);
+            true
+        }
     }
+}
+
+/// A person the caller may invite into a call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Invitable {
+    pub id: String,
+    pub display_name: String,
+    pub roles: Vec<crate::store::Role>,
+}
+
+/// Who the caller of a running call may invite: professionals, nurses and
+/// supervisors with an active account, not the caller.
+#[utoipa::path(
+    get,
+    path = "/calls/{id}/invitable",
+    tag = "calls",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 200, description = "People who may be invited", body = [Invitable]),
+        (status = 403, description = "Not the call's caller", body = super::ErrorBody),
+        (status = 404, description = "No such call", body = super::ErrorBody),
+    )
+)]
+pub async fn invitable(
+    State(state): State<AppState>,
+    Authenticated(session): Authenticated,
+    axum::extract::Path(call_id): axum::extract::Path<String>,
+) -> Result<super::ApiJson<Vec<Invitable>>, ApiError> {
+    use crate::store::Role;
+    let call = state.store.get_call(&call_id).await?;
+    if call.caller_id.as_deref() != Some(session.user.id.as_str()) {
+        return Err(ApiError::Forbidden);
+    }
+    let people = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| !u.disabled && u.id != session.user.id)
+        .filter(|u| {
+            u.roles
+                .iter()
+                .any(|r| matches!(r, Role::Professional | Role::Nurse | Role::Supervisor))
+        })
+        .map(|u| Invitable {
+            id: u.id,
+            display_name: u.display_name,
+            roles: u.roles,
+        })
+        .collect();
+    Ok(super::ApiJson(people))
 }

@@ -76,6 +76,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::get_alert))
         .routes(routes!(alerts::alert_action))
         .routes(routes!(alerts::alarm_call))
+        .routes(routes!(calls::invitable))
         .routes(routes!(alerts::list_notices))
         .routes(routes!(alerts::notice_sent))
         .routes(routes!(org::list_clients, clients::create_client))

@@ -4,6 +4,7 @@
 //! terminal, after the call rights decided the call; everything else is
 //! refused and audited.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use etahoiva_proto::{CallState, HubToEdge, MEDIA_PROTOCOL_VERSION};
@@ -25,6 +26,10 @@ pub enum MediaError {
     NotYours,
     #[error("the call has ended")]
     Ended,
+    #[error("only the caller may invite")]
+    NotCaller,
+    #[error("that person cannot join video visits")]
+    NotAProfessional,
 }
 
 /// What the consoles are told about calls.
@@ -69,23 +74,71 @@ pub enum ConsoleOut {
     Refused {
         message: String,
     },
+    /// Somebody invites this user into a running call.
+    Invited {
+        by: String,
+        client_first_name: String,
+    },
+    /// Who is in the call: each leg with its participant's name and role.
+    Participants {
+        participants: Vec<Participant>,
+    },
+    /// A participant left.
+    Left {
+        leg_id: String,
+        party: &'static str,
+    },
 }
 
-/// The hub's fan-out of call signals to the consoles.
+/// A participant of a call as the consoles show them; `leg_id` is also the
+/// stream id of their media on the other legs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Participant {
+    pub leg_id: String,
+    /// `client`, `caller` or `guest`.
+    pub role: &'static str,
+    pub name: String,
+}
+
+/// The hub's fan-out of call signals to the consoles, and who was invited
+/// into which call.
 #[derive(Clone)]
 pub struct Board {
     tx: broadcast::Sender<Arc<CallSignal>>,
+    guests: Arc<std::sync::Mutex<HashMap<String, HashSet<String>>>>,
 }
 
 impl Default for Board {
     fn default() -> Self {
         Board {
             tx: broadcast::channel(1024).0,
+            guests: Default::default(),
         }
     }
 }
 
 impl Board {
+    fn guests(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        self.guests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_guest(&self, call_id: &str, user_id: &str) -> bool {
+        self.guests()
+            .get(call_id)
+            .is_some_and(|g| g.contains(user_id))
+    }
+
+    fn invite(&self, call_id: &str, user_id: &str) {
+        self.guests()
+            .entry(call_id.to_string())
+            .or_default()
+            .insert(user_id.to_string());
+    }
+
+    fn forget_call(&self, call_id: &str) {
+        self.guests().remove(call_id);
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CallSignal>> {
         self.tx.subscribe()
     }
@@ -115,6 +168,10 @@ pub fn spawn_relay_events(state: AppState) {
                 Ok(e) => e,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => break,
+            };
+            let connected_call = match &event {
+                RelayEvent::Connected { call_id, .. } => Some(call_id.clone()),
+                _ => None,
             };
             match event {
                 RelayEvent::Connected {
@@ -157,6 +214,51 @@ pub fn spawn_relay_events(state: AppState) {
                         failed: true,
                     },
                 ),
+                RelayEvent::Offer {
+                    call_id,
+                    leg_id,
+                    party,
+                    sdp,
+                } => match party {
+                    Party::Staff(user) => state.calls.publish(
+                        &call_id,
+                        Some(&user),
+                        ConsoleOut::Offer {
+                            leg_id,
+                            sdp,
+                            ice_restart: false,
+                        },
+                    ),
+                    Party::Terminal(device) => {
+                        state.devices.send(
+                            &device,
+                            Outbound::Send(HubToEdge::MediaOffer {
+                                call_id,
+                                leg_id,
+                                sdp,
+                                ice_restart: false,
+                            }),
+                        );
+                    }
+                },
+                RelayEvent::Left {
+                    call_id,
+                    leg_id,
+                    party,
+                } => {
+                    state.calls.publish(
+                        &call_id,
+                        None,
+                        ConsoleOut::Left {
+                            leg_id,
+                            party: party_name(&party),
+                        },
+                    );
+                    publish_participants(&state, &call_id).await;
+                }
+            }
+            if let Some(call_id) = connected_call {
+                publish_participants(&state, &call_id).await;
             }
         }
     });
@@ -282,7 +384,10 @@ pub fn terminal_state(state: &AppState, call_id: &str, call_state: CallState) {
     match call_state {
         CallState::Answered => state.relay.open_gate(call_id),
         CallState::Ringing => {}
-        _ => state.relay.close_call(call_id),
+        _ => {
+            state.relay.close_call(call_id);
+            state.calls.forget_call(call_id);
+        }
     }
     state.calls.publish(
         call_id,
@@ -306,20 +411,35 @@ pub async fn console_join(
         Err(StoreError::NotFound(_)) => return Err(MediaError::NotYours),
         Err(e) => return Err(e.into()),
     };
-    if call.caller_id.as_deref() != Some(session.user.id.as_str()) {
+    let caller = call.caller_id.as_deref() == Some(session.user.id.as_str());
+    let guest = state.calls.is_guest(call_id, &session.user.id);
+    if !caller && !guest {
         state
             .store
             .audit(
                 Some(&session.user.id),
                 "call.refused",
                 call.client_id.as_deref().or(Some(call_id)),
-                Some(&format!("media of call {call_id}: not the caller")),
+                Some(&format!(
+                    "media of call {call_id}: neither the caller nor invited"
+                )),
             )
             .await?;
         return Err(MediaError::NotYours);
     }
     if call.state == "ended" {
         return Err(MediaError::Ended);
+    }
+    if guest {
+        state
+            .store
+            .audit(
+                Some(&session.user.id),
+                "call.join",
+                call.client_id.as_deref().or(Some(call_id)),
+                Some(&format!("joined call {call_id} as an invited professional")),
+            )
+            .await?;
     }
     let me = Party::Staff(session.user.id.clone());
     // One leg per caller: a reload replaces the old one.
@@ -368,6 +488,7 @@ pub async fn console_hang_up(
         .call_reported(call_id, "ended", Some("hung_up_by_staff"), now_ms())
         .await?;
     state.relay.close_call(call_id);
+    state.calls.forget_call(call_id);
     state.calls.publish(
         call_id,
         None,
@@ -377,4 +498,128 @@ pub async fn console_hang_up(
         },
     );
     Ok(())
+}
+
+/// A guest leaves: their leg closes, the call goes on.
+pub fn console_leave(state: &AppState, session: &SessionUser, call_id: &str) {
+    let me = Party::Staff(session.user.id.clone());
+    for (leg_id, party) in state.relay.legs_of(call_id) {
+        if party == me {
+            state.relay.close_leg(&leg_id);
+        }
+    }
+}
+
+/// The caller invites a second professional (a doctor, a physiotherapist,
+/// a social worker, an interpreter, another nurse) into a running call;
+/// audited. The invitee's consoles are told.
+pub async fn invite(
+    state: &AppState,
+    session: &SessionUser,
+    call_id: &str,
+    user_id: &str,
+) -> Result<(), MediaError> {
+    use crate::store::Role;
+    let call = state.store.get_call(call_id).await?;
+    if call.caller_id.as_deref() != Some(session.user.id.as_str()) {
+        return Err(MediaError::NotCaller);
+    }
+    if call.state == "ended" {
+        return Err(MediaError::Ended);
+    }
+    let invitee = match state.store.get_user(user_id).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound(_)) => return Err(MediaError::NotAProfessional),
+        Err(e) => return Err(e.into()),
+    };
+    let may_join = !invitee.disabled
+        && invitee
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Professional | Role::Nurse | Role::Supervisor));
+    if !may_join {
+        state
+            .store
+            .audit(
+                Some(&session.user.id),
+                "call.refused",
+                call.client_id.as_deref().or(Some(call_id)),
+                Some(&format!(
+                    "invitation of {user_id} into call {call_id}: no care role"
+                )),
+            )
+            .await?;
+        return Err(MediaError::NotAProfessional);
+    }
+    state.calls.invite(call_id, user_id);
+    state
+        .store
+        .audit(
+            Some(&session.user.id),
+            "call.invite",
+            call.client_id.as_deref().or(Some(call_id)),
+            Some(&format!("invited {user_id} into call {call_id}")),
+        )
+        .await?;
+    let client_first_name = match &call.client_id {
+        Some(id) => state
+            .store
+            .get_client(id)
+            .await
+            .map(|c| crate::schedule::notify::first_name(&c.name))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    state.calls.publish(
+        call_id,
+        Some(user_id),
+        ConsoleOut::Invited {
+            by: session.user.display_name.clone(),
+            client_first_name,
+        },
+    );
+    Ok(())
+}
+
+/// Tells everybody in the call who is in it.
+pub async fn publish_participants(state: &AppState, call_id: &str) {
+    let Ok(call) = state.store.get_call(call_id).await else {
+        return;
+    };
+    let mut participants = Vec::new();
+    for (leg_id, party) in state.relay.legs_of(call_id) {
+        let (role, name) = match &party {
+            Party::Terminal(_) => {
+                let name = match &call.client_id {
+                    Some(id) => state
+                        .store
+                        .get_client(id)
+                        .await
+                        .map(|c| crate::schedule::notify::first_name(&c.name))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                ("client", name)
+            }
+            Party::Staff(user) => {
+                let name = state
+                    .store
+                    .get_user(user)
+                    .await
+                    .map(|u| u.display_name)
+                    .unwrap_or_default();
+                let role = if call.caller_id.as_deref() == Some(user.as_str()) {
+                    "caller"
+                } else {
+                    "guest"
+                };
+                (role, name)
+            }
+        };
+        participants.push(Participant { leg_id, role, name });
+    }
+    participants.sort_by(|a, b| a.leg_id.cmp(&b.leg_id));
+    state
+        .calls
+        .publish(call_id, None, ConsoleOut::Participants { participants });
 }

@@ -99,6 +99,20 @@ pub enum RelayEvent {
         leg_id: String,
         party: Party,
     },
+    /// A new offer for a leg (somebody joined the call): the participant
+    /// must answer it like the first.
+    Offer {
+        call_id: String,
+        leg_id: String,
+        party: Party,
+        sdp: String,
+    },
+    /// A leg closed: its participant left the call.
+    Left {
+        call_id: String,
+        leg_id: String,
+        party: Party,
+    },
 }
 
 /// A leg as the rest of the hub knows it.

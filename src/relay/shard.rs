@@ -29,13 +29,22 @@ struct Slot<L> {
     call_id: String,
     leg_id: String,
     party: Party,
-    tracks: HashMap<MediaKind, TrackId>,
-    rewriters: HashMap<MediaKind, SeqRewriter>,
+    /// What this leg sends its participant: a track per other participant
+    /// and kind (free ones carry nothing until somebody joins).
+    senders: Vec<Sender>,
     keyframes: KeyframeGate,
     ufrag: String,
     addrs: Vec<SocketAddr>,
     connected: bool,
     timeout: Option<Instant>,
+}
+
+/// One of a leg's sending tracks, and whose media it carries.
+struct Sender {
+    kind: MediaKind,
+    track: TrackId,
+    source: Option<LegKey>,
+    rewriter: SeqRewriter,
 }
 
 #[derive(Default)]
@@ -112,6 +121,17 @@ pub(super) fn spawn<E: MediaEngine + Clone>(
         });
     if let Err(e) = spawned {
         tracing::error!(shard = n, error = %e, "relay shard thread");
+    }
+}
+
+impl Sender {
+    fn new(kind: MediaKind, track: TrackId, source: Option<LegKey>) -> Sender {
+        Sender {
+            kind,
+            track,
+            source,
+            rewriter: SeqRewriter::default(),
+        }
     }
 }
 
@@ -316,9 +336,29 @@ impl<E: MediaEngine> Shard<E> {
             local: self.public,
         };
         let mut leg = self.engine.new_leg(&config, now)?;
-        let mut tracks = HashMap::new();
-        for kind in [MediaKind::Audio, MediaKind::Video] {
-            tracks.insert(kind, leg.add_sender(kind)?);
+        let existing: Vec<(LegKey, String)> = self
+            .calls
+            .get(call_id)
+            .map(|c| c.legs.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|k| self.legs.get(&k).map(|s| (k, s.leg_id.clone())))
+            .collect();
+        let mut senders = Vec::new();
+        let kinds = [MediaKind::Audio, MediaKind::Video];
+        if existing.is_empty() {
+            // The first in the call: a track of each kind for whoever joins.
+            for kind in kinds {
+                let track = leg.add_sender(kind, call_id)?;
+                senders.push(Sender::new(kind, track, None));
+            }
+        } else {
+            for (source, source_leg) in &existing {
+                for kind in kinds {
+                    let track = leg.add_sender(kind, source_leg)?;
+                    senders.push(Sender::new(kind, track, Some(*source)));
+                }
+            }
         }
         let sdp = leg.create_offer(false, now)?;
         let ufrag = leg.ufrag().to_string();
@@ -335,8 +375,7 @@ impl<E: MediaEngine> Shard<E> {
                 call_id: call_id.to_string(),
                 leg_id: leg_id.to_string(),
                 party,
-                tracks,
-                rewriters: HashMap::new(),
+                senders,
                 keyframes: KeyframeGate::new(KEYFRAME_INTERVAL),
                 ufrag,
                 addrs: Vec::new(),
@@ -344,6 +383,50 @@ impl<E: MediaEngine> Shard<E> {
                 timeout: None,
             },
         );
+        // Everybody already in the call gets tracks for the newcomer: a free
+        // one, or a new one and a new offer (renegotiation).
+        for (other, _) in existing {
+            let Some(slot) = self.legs.get_mut(&other) else {
+                continue;
+            };
+            let mut renegotiate = false;
+            for kind in kinds {
+                if let Some(free) = slot
+                    .senders
+                    .iter_mut()
+                    .find(|s| s.kind == kind && s.source.is_none())
+                {
+                    free.source = Some(key);
+                    free.rewriter = SeqRewriter::default();
+                    continue;
+                }
+                match slot.leg.add_sender(kind, leg_id) {
+                    Ok(track) => {
+                        slot.senders.push(Sender::new(kind, track, Some(key)));
+                        renegotiate = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(leg_id = %slot.leg_id, error = %e, "no track for a new participant")
+                    }
+                }
+            }
+            if renegotiate {
+                match slot.leg.create_offer(false, now) {
+                    Ok(sdp) => {
+                        let _ = self.events.send(RelayEvent::Offer {
+                            call_id: slot.call_id.clone(),
+                            leg_id: slot.leg_id.clone(),
+                            party: slot.party.clone(),
+                            sdp,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(leg_id = %slot.leg_id, error = %e, "renegotiation failed")
+                    }
+                }
+            }
+            self.touched.push(other);
+        }
         self.touched.push(key);
         metrics::gauge!("etahoiva_relay_legs", "shard" => self.n.to_string())
             .set(self.legs.len() as f64);
@@ -370,9 +453,24 @@ impl<E: MediaEngine> Shard<E> {
         }
         if let Some(call) = self.calls.get_mut(&slot.call_id) {
             call.legs.retain(|k| *k != key);
+            let others = call.legs.clone();
             if call.legs.is_empty() {
                 self.calls.remove(&slot.call_id);
             }
+            // The tracks that carried this participant fall silent, free
+            // for whoever joins next.
+            for other in others {
+                if let Some(o) = self.legs.get_mut(&other) {
+                    for sender in o.senders.iter_mut().filter(|s| s.source == Some(key)) {
+                        sender.source = None;
+                    }
+                }
+            }
+            let _ = self.events.send(RelayEvent::Left {
+                call_id: slot.call_id.clone(),
+                leg_id: slot.leg_id.clone(),
+                party: slot.party.clone(),
+            });
         }
         metrics::gauge!("etahoiva_relay_legs", "shard" => self.n.to_string())
             .set(self.legs.len() as f64);
@@ -440,14 +538,15 @@ impl<E: MediaEngine> Shard<E> {
                     if !dst.connected {
                         continue;
                     }
-                    let Some(track) = dst.tracks.get(&rtp.kind).copied() else {
+                    let Some(sender) = dst
+                        .senders
+                        .iter_mut()
+                        .find(|s| s.source == Some(key) && s.kind == rtp.kind)
+                    else {
                         continue;
                     };
-                    let (seq, ts) = dst
-                        .rewriters
-                        .entry(rtp.kind)
-                        .or_default()
-                        .rewrite(key, rtp.seq, rtp.ts, ts_step);
+                    let track = sender.track;
+                    let (seq, ts) = sender.rewriter.rewrite(key, rtp.seq, rtp.ts, ts_step);
                     let out = RtpOut {
                         seq,
                         ts,
@@ -465,10 +564,21 @@ impl<E: MediaEngine> Shard<E> {
                     }
                 }
             }
-            LegEvent::KeyframeRequested { .. } => {
-                let (_, others) = self.others(key);
-                for other in others {
-                    self.ask_keyframe(other, now);
+            LegEvent::KeyframeRequested { track } => {
+                // The participant lost the picture of whoever that track carries.
+                let source = self
+                    .legs
+                    .get(&key)
+                    .and_then(|s| s.senders.iter().find(|x| x.track == track))
+                    .and_then(|x| x.source);
+                match source {
+                    Some(source) => self.ask_keyframe(source, now),
+                    None => {
+                        let (_, others) = self.others(key);
+                        for other in others {
+                            self.ask_keyframe(other, now);
+                        }
+                    }
                 }
             }
             LegEvent::Connected { setup } => {

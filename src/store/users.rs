@@ -16,10 +16,19 @@ pub enum Role {
     Patrol,
     /// Receives alarms nobody acknowledged, after the escalation chain.
     Supervisor,
+    /// A doctor, physiotherapist, social worker or interpreter who joins a
+    /// nurse's video visit when invited.
+    Professional,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Nurse, Role::Patrol, Role::Supervisor];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Nurse,
+        Role::Patrol,
+        Role::Supervisor,
+        Role::Professional,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +36,7 @@ impl Role {
             Role::Nurse => "nurse",
             Role::Patrol => "patrol",
             Role::Supervisor => "supervisor",
+            Role::Professional => "professional",
         }
     }
 }
@@ -45,8 +55,9 @@ impl std::str::FromStr for Role {
             "nurse" => Ok(Role::Nurse),
             "patrol" => Ok(Role::Patrol),
             "supervisor" => Ok(Role::Supervisor),
+            "professional" => Ok(Role::Professional),
             other => Err(format!(
-                "unknown role {other:?}; the roles are admin, nurse, patrol and supervisor"
+                "unknown role {other:?}; the roles are admin, nurse, patrol, supervisor and professional"
             )),
         }
     }

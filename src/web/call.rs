@@ -34,6 +34,10 @@ const CALL_TEXTS: &[&str] = &[
     "quality.good",
     "quality.fair",
     "quality.poor",
+    "invited",
+    "leave",
+    "remote",
+    "local",
 ];
 
 #[derive(Template)]
@@ -76,6 +80,7 @@ pub async fn page(
     let config = json!({
         "call_id": call_id,
         "signalling": "/api/v1/calls/live",
+        "invitable": format!("/api/v1/calls/{}/invitable", super::urlencode(&call_id)),
         "lang": lang.code(),
         "texts": texts,
     });
@@ -127,4 +132,53 @@ mod tests {
             }
         }
     }
+}
+
+const INVITATIONS_JS: &str = include_str!("../../assets/invitations.js");
+
+#[derive(Template)]
+#[template(path = "invitations.html")]
+struct InvitationsPage {
+    lang: Lang,
+    langs: [Lang; 3],
+    here: String,
+    display_name: String,
+    consoles: Vec<ConsoleLink>,
+    config: String,
+}
+
+/// `GET /console/professional`: a professional's invitations into video
+/// visits, live, each with a link to join.
+pub async fn invitations_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let here = "/console/professional";
+    let roles = [Role::Professional, Role::Nurse, Role::Supervisor];
+    let (session, lang) = match console_user(&state, &headers, here, &roles).await? {
+        Ok(found) => found,
+        Err(answer) => return Ok(answer),
+    };
+    let config = json!({
+        "signalling": "/api/v1/calls/live",
+        "texts": {
+            "invited": lang.t("invitations.invited"),
+            "join": lang.t("invitations.join"),
+        },
+    });
+    Ok(render(
+        StatusCode::OK,
+        InvitationsPage {
+            lang,
+            langs: Lang::ALL,
+            here: here.into(),
+            display_name: session.user.display_name.clone(),
+            consoles: console_links(&session.user.roles, lang, "professional"),
+            config: json_island(&config),
+        },
+    ))
+}
+
+pub async fn invitations_script() -> Response {
+    shell_script(INVITATIONS_JS)
 }

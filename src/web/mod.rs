@@ -47,7 +47,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/patrol", get(patrol::page))
         .route("/console/alarms", get(alarms::page))
         .route("/console/call/{call_id}", get(call::page))
+        .route("/console/professional", get(call::invitations_page))
         .route("/static/call.js", get(call::script))
+        .route("/static/invitations.js", get(call::invitations_script))
         .route("/patrol.webmanifest", get(patrol::manifest))
         .route("/patrol-sw.js", get(patrol::service_worker))
         .route("/static/patrol.js", get(patrol::app_script))
@@ -277,6 +279,7 @@ fn console_path(role: Role) -> &'static str {
         Role::Patrol => "patrol",
         Role::Admin => "admin",
         Role::Supervisor => "supervisor",
+        Role::Professional => "professional",
     }
 }
 
