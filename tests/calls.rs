@@ -648,3 +648,74 @@ async fn a_patrol_brings_a_doctor_into_the_call_who_sees_both_and_leaves() {
     );
     drop(lotta);
 }
+
+#[tokio::test]
+async fn a_weak_link_keeps_the_sound_and_gets_the_picture_back_when_it_recovers() {
+    let w = world().await;
+    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
+    let edge = spawn_edge_with(&bundle, &["--simulate"]);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    let id = alarm(&w).await;
+    let (s, opened) = call(
+        &w,
+        "POST",
+        &w.pekka,
+        &format!("/api/v1/alerts/{id}/call"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let mut pekka = join(&w, &w.pekka, &call_id).await;
+    assert!(
+        wait_report(&pekka.peer, Duration::from_secs(20), |r| r.video_frames_in
+            >= 15)
+        .await,
+        "the call runs"
+    );
+    // Pekka's phone loses 40 % of what reaches it.
+    pekka.peer.set_receive_loss(40);
+    let leg = pekka.leg_id.clone();
+    let weak = until(&mut pekka.socket, Duration::from_secs(40), |m| {
+        m["type"] == "link" && m["leg_id"] == leg.as_str()
+    })
+    .await;
+    assert_eq!(weak["audio_only"], true, "{weak}");
+    // The sound keeps coming, the picture stops.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (video, audio) = {
+        let r = pekka.peer.report();
+        (r.video_packets_in, r.audio_packets_in)
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = pekka.peer.report();
+    assert!(
+        r.audio_packets_in >= audio + 40,
+        "sound goes on: {audio} -> {}",
+        r.audio_packets_in
+    );
+    assert!(
+        r.video_packets_in <= video + 5,
+        "no picture: {video} -> {}",
+        r.video_packets_in
+    );
+    // The link recovers: the picture comes back.
+    pekka.peer.set_receive_loss(0);
+    let back = until(&mut pekka.socket, Duration::from_secs(60), |m| {
+        m["type"] == "link" && m["leg_id"] == leg.as_str()
+    })
+    .await;
+    assert_eq!(back["audio_only"], false, "{back}");
+    let frames = pekka.peer.report().video_frames_in;
+    assert!(
+        wait_report(&pekka.peer, Duration::from_secs(10), |r| r.video_frames_in
+            >= frames + 15)
+        .await,
+        "the picture is back"
+    );
+    assert!(
+        edge.kiosk_state(&kiosk).await["call"]["state"] == "answered",
+        "the call stayed up"
+    );
+}

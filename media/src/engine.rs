@@ -132,6 +132,12 @@ pub enum LegEvent {
     RembReceived {
         bps: u64,
     },
+    /// The peer's reception report on one of our tracks: the fraction of
+    /// packets lost since its last report, in 1/256 (RFC 3550 §6.4.1).
+    LossReport {
+        track: TrackId,
+        fraction_lost: u8,
+    },
     /// The peer was reached at this address (a STUN check passed).
     AddressSelected {
         remote: SocketAddr,
@@ -191,6 +197,8 @@ pub trait Leg: Send {
     fn send_rtp(&mut self, track: TrackId, rtp: RtpOut, now: Instant) -> Result<(), EngineError>;
     /// Asks the peer for a key frame on what it sends us.
     fn request_keyframe(&mut self, now: Instant);
+    /// Tells the peer how much video it may send us, bits per second (REMB).
+    fn send_remb(&mut self, bps: u64, now: Instant);
     fn stats(&mut self, now: Instant) -> LegStats;
     fn close(&mut self, now: Instant);
 }

@@ -4,6 +4,7 @@
 //! counted. Simulated terminals, tests and the relay benchmark use it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,7 @@ pub struct Peer {
     sending: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     offers: mpsc::Sender<Renegotiation>,
+    loss: Arc<AtomicU8>,
 }
 
 /// A new offer of the hub for a running connection, and where its answer goes.
@@ -94,8 +96,10 @@ impl Peer {
         let (sending, sending_rx) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
         let (offers, offers_rx) = mpsc::channel(4);
+        let loss = Arc::new(AtomicU8::new(0));
         let driver = Driver {
             offers: offers_rx,
+            loss: loss.clone(),
             leg,
             socket,
             audio,
@@ -112,7 +116,14 @@ impl Peer {
             sending,
             stop,
             offers,
+            loss,
         })
+    }
+
+    /// Simulates a lossy downlink: drops this percentage of the media
+    /// packets that arrive (RTP only; checks, DTLS and RTCP pass).
+    pub fn set_receive_loss(&self, percent: u8) {
+        self.loss.store(percent.min(100), Ordering::Relaxed);
     }
 
     /// Answers a new offer of the hub on the running connection (somebody
@@ -167,6 +178,12 @@ struct Driver<L: Leg> {
     sending: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     offers: mpsc::Receiver<Renegotiation>,
+    loss: Arc<AtomicU8>,
+}
+
+/// Whether a datagram is RTP (not RTCP, STUN or DTLS; RFC 7983, RFC 5761).
+fn is_rtp(data: &[u8]) -> bool {
+    data.len() >= 12 && (128..=191).contains(&data[0]) && !(192..=223).contains(&data[1])
 }
 
 impl<L: Leg> Driver<L> {
@@ -196,7 +213,13 @@ impl<L: Leg> Driver<L> {
                 }
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, from)) = received {
-                        let _ = self.leg.handle_datagram(from, &buf[..n], Instant::now());
+                        let loss = self.loss.load(Ordering::Relaxed);
+                        let dropped = loss > 0
+                            && is_rtp(&buf[..n])
+                            && rand::random::<u8>() % 100 < loss;
+                        if !dropped {
+                            let _ = self.leg.handle_datagram(from, &buf[..n], Instant::now());
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(timeout.into()) => self.leg.handle_timeout(Instant::now()),

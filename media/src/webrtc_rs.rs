@@ -29,6 +29,9 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -72,6 +75,8 @@ fn is_feedback(p: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>()
         || any.is::<FullIntraRequest>()
         || any.is::<ReceiverEstimatedMaximumBitrate>()
+        || any.is::<ReceiverReport>()
+        || any.is::<SenderReport>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackToRelay {
@@ -403,6 +408,25 @@ impl RtcLeg {
                             self.out.push_back(LegOutput::Event(LegEvent::RembReceived {
                                 bps: remb.bitrate.max(0.0) as u64,
                             }));
+                        } else {
+                            let reports: &[ReceptionReport] =
+                                if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                                    &rr.reports
+                                } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                                    &sr.reports
+                                } else {
+                                    &[]
+                                };
+                            for report in reports {
+                                if let Some(i) =
+                                    self.senders.iter().position(|s| s.ssrc == report.ssrc)
+                                {
+                                    self.out.push_back(LegOutput::Event(LegEvent::LossReport {
+                                        track: TrackId(i as u16),
+                                        fraction_lost: report.fraction_lost,
+                                    }));
+                                }
+                            }
                         }
                     }
                 }
@@ -590,6 +614,28 @@ impl Leg for RtcLeg {
                 };
                 if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
                     tracing::debug!(error = %e, "key frame request not sent");
+                }
+            }
+        }
+        self.pump();
+    }
+
+    fn send_remb(&mut self, bps: u64, now: Instant) {
+        let video: Vec<(RTCRtpReceiverId, u32)> = self
+            .receivers
+            .values()
+            .filter(|r| r.kind == MediaKind::Video)
+            .map(|r| (r.id, r.ssrc))
+            .collect();
+        for (id, ssrc) in video {
+            if let Some(mut receiver) = self.pc.rtp_receiver(id) {
+                let remb = ReceiverEstimatedMaximumBitrate {
+                    sender_ssrc: 0,
+                    bitrate: bps as f32,
+                    ssrcs: vec![ssrc],
+                };
+                if let Err(e) = receiver.write_rtcp(now, vec![Box::new(remb)]) {
+                    tracing::debug!(error = %e, "REMB not sent");
                 }
             }
         }

@@ -83,6 +83,13 @@ pub enum ConsoleOut {
     Participants {
         participants: Vec<Participant>,
     },
+    /// A participant's link changed: audio only, or the picture again.
+    Link {
+        leg_id: String,
+        party: &'static str,
+        audio_only: bool,
+        estimate_bps: u64,
+    },
     /// A participant left.
     Left {
         leg_id: String,
@@ -241,6 +248,22 @@ pub fn spawn_relay_events(state: AppState) {
                         );
                     }
                 },
+                RelayEvent::Quality {
+                    call_id,
+                    leg_id,
+                    party,
+                    audio_only,
+                    estimate_bps,
+                } => state.calls.publish(
+                    &call_id,
+                    None,
+                    ConsoleOut::Link {
+                        leg_id,
+                        party: party_name(&party),
+                        audio_only,
+                        estimate_bps,
+                    },
+                ),
                 RelayEvent::Left {
                     call_id,
                     leg_id,

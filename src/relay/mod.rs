@@ -9,6 +9,7 @@
 //! Legs live on shards: a thread each, with its own UDP socket; all legs of
 //! a call on one shard, so forwarding is a function call in one thread.
 
+pub mod adapt;
 pub mod forward;
 mod shard;
 
@@ -107,6 +108,14 @@ pub enum RelayEvent {
         party: Party,
         sdp: String,
     },
+    /// A receiver's link changed: audio only, or the picture again.
+    Quality {
+        call_id: String,
+        leg_id: String,
+        party: Party,
+        audio_only: bool,
+        estimate_bps: u64,
+    },
     /// A leg closed: its participant left the call.
     Left {
         call_id: String,
@@ -137,6 +146,10 @@ pub struct LegOffer {
 pub struct LegQuality {
     pub leg_id: String,
     pub connected: bool,
+    /// The participant's link is too weak for the picture: sound only.
+    pub audio_only: bool,
+    /// What the hub estimates the participant's downlink carries, bits per second.
+    pub estimate_bps: u64,
     pub sent_packets: u64,
     pub received_packets: u64,
     pub sent_bytes: u64,

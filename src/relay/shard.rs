@@ -13,6 +13,7 @@ use etahoiva_media::{
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 
+use super::adapt::{self, Change, Downlink};
 use super::forward::{KeyframeGate, SeqRewriter};
 use super::{Command, LegQuality, Party, RelayCounters, RelayError, RelayEvent};
 
@@ -21,6 +22,10 @@ pub type LegKey = u64;
 
 /// Datagrams read per wake-up before the legs are drained.
 const BATCH: usize = 64;
+/// What the sound of a call takes of a link's estimate.
+const AUDIO_BPS: u64 = 48_000;
+/// A source hears its REMB at least this often (and at once on a 5 % change).
+const REMB_EVERY: Duration = Duration::from_secs(2);
 /// A source is asked for a key frame at most this often.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 
@@ -33,6 +38,10 @@ struct Slot<L> {
     /// and kind (free ones carry nothing until somebody joins).
     senders: Vec<Sender>,
     keyframes: KeyframeGate,
+    /// What this participant's downlink carries, and whether it gets video.
+    downlink: Downlink,
+    /// The last REMB sent to this participant as a source, and when.
+    remb_sent: Option<(u64, Instant)>,
     ufrag: String,
     addrs: Vec<SocketAddr>,
     connected: bool,
@@ -307,6 +316,8 @@ impl<E: MediaEngine> Shard<E> {
                         quality.push(LegQuality {
                             leg_id: slot.leg_id.clone(),
                             connected: slot.connected,
+                            audio_only: slot.downlink.audio_only(),
+                            estimate_bps: slot.downlink.estimate(),
                             sent_packets: s.sent_packets,
                             received_packets: s.received_packets,
                             sent_bytes: s.sent_bytes,
@@ -377,6 +388,8 @@ impl<E: MediaEngine> Shard<E> {
                 party,
                 senders,
                 keyframes: KeyframeGate::new(KEYFRAME_INTERVAL),
+                downlink: Downlink::default(),
+                remb_sent: None,
                 ufrag,
                 addrs: Vec::new(),
                 connected: false,
@@ -538,6 +551,10 @@ impl<E: MediaEngine> Shard<E> {
                     if !dst.connected {
                         continue;
                     }
+                    if rtp.kind == MediaKind::Video && dst.downlink.audio_only() {
+                        // The weak link keeps the sound.
+                        continue;
+                    }
                     let Some(sender) = dst
                         .senders
                         .iter_mut()
@@ -625,7 +642,89 @@ impl<E: MediaEngine> Shard<E> {
                 };
                 let _ = self.events.send(event);
             }
-            LegEvent::RembReceived { .. } | LegEvent::Closed | LegEvent::AddressSelected { .. } => {
+            LegEvent::LossReport { fraction_lost, .. } => {
+                let change = match self.legs.get_mut(&key) {
+                    Some(slot) => slot.downlink.on_loss(fraction_lost),
+                    None => return,
+                };
+                self.downlink_changed(key, change, now);
+            }
+            LegEvent::RembReceived { bps } => {
+                let change = match self.legs.get_mut(&key) {
+                    Some(slot) => slot.downlink.on_remb(bps),
+                    None => return,
+                };
+                self.downlink_changed(key, change, now);
+            }
+            LegEvent::Closed | LegEvent::AddressSelected { .. } => {}
+        }
+    }
+
+    /// A receiver's downlink estimate moved: tell the sources what they may
+    /// send (REMB: the lowest estimate among their receivers), and switch the
+    /// receiver to audio only or back.
+    fn downlink_changed(&mut self, key: LegKey, change: Change, now: Instant) {
+        let Some(call_id) = self.legs.get(&key).map(|s| s.call_id.clone()) else {
+            return;
+        };
+        let legs = self
+            .calls
+            .get(&call_id)
+            .map(|c| c.legs.clone())
+            .unwrap_or_default();
+        for source in &legs {
+            let lowest = legs
+                .iter()
+                .filter(|r| *r != source)
+                .filter_map(|r| self.legs.get(r))
+                .map(|r| r.downlink.estimate())
+                .min();
+            let (Some(bps), Some(slot)) = (lowest, self.legs.get_mut(source)) else {
+                continue;
+            };
+            // The estimate covers the sound too; the rest is the picture's.
+            let video = bps.saturating_sub(AUDIO_BPS).max(adapt::MIN_BPS);
+            let due = match slot.remb_sent {
+                None => true,
+                Some((last, at)) => {
+                    now.saturating_duration_since(at) >= REMB_EVERY
+                        || video.abs_diff(last) * 20 > last
+                }
+            };
+            if due {
+                slot.leg.send_remb(video, now);
+                slot.remb_sent = Some((video, now));
+                self.touched.push(*source);
+            }
+        }
+        let Some(slot) = self.legs.get(&key) else {
+            return;
+        };
+        let (leg_id, party, estimate) = (
+            slot.leg_id.clone(),
+            slot.party.clone(),
+            slot.downlink.estimate(),
+        );
+        match change {
+            Change::None => {}
+            Change::AudioOnly | Change::VideoAgain => {
+                let audio_only = change == Change::AudioOnly;
+                tracing::info!(%call_id, %leg_id, audio_only, estimate, "downlink changed");
+                metrics::counter!("etahoiva_relay_audio_only_total", "to" => if audio_only { "audio" } else { "video" })
+                    .increment(1);
+                let _ = self.events.send(RelayEvent::Quality {
+                    call_id,
+                    leg_id,
+                    party,
+                    audio_only,
+                    estimate_bps: estimate,
+                });
+                if !audio_only {
+                    // The picture resumes with a key frame from every source.
+                    for other in legs.iter().filter(|k| **k != key) {
+                        self.ask_keyframe(*other, now);
+                    }
+                }
             }
         }
     }
