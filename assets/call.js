@@ -234,6 +234,17 @@
           listEl.appendChild(li);
         });
         break;
+      case "link":
+        // A weak link: the hub sends that participant the sound only.
+        var note = document.getElementById("call-link");
+        if (message.audio_only) {
+          note.textContent = t(message.leg_id === legId ? "link.mine" : "link.theirs");
+          note.hidden = false;
+        } else {
+          note.textContent = "";
+          note.hidden = true;
+        }
+        break;
       case "left":
         var gone = tiles[message.leg_id];
         if (gone && gone.figure) {

@@ -38,6 +38,8 @@ const CALL_TEXTS: &[&str] = &[
     "leave",
     "remote",
     "local",
+    "link.mine",
+    "link.theirs",
 ];
 
 #[derive(Template)]
