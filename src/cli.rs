@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// UDP address of the video relay [default: 127.0.0.1:3480].
     #[arg(long)]
     pub relay_listen: Option<SocketAddr>,
+    /// UDP address of the embedded TURN server [default: 127.0.0.1:3478].
+    #[arg(long)]
+    pub turn_listen: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -177,6 +180,7 @@ impl Cli {
             log_format: self.log_format,
             device_listen: serve.and_then(|s| s.device_listen),
             relay_listen: serve.and_then(|s| s.relay_listen),
+            turn_listen: serve.and_then(|s| s.turn_listen),
         }
     }
 }

@@ -319,6 +319,9 @@ fn announce(hub: &Hub) {
         hub.device_addr(),
         etahoiva_proto::LINK_PATH
     );
+    if let Some(turn) = hub.turn_addr() {
+        println!("TURN server on {turn} (UDP)");
+    }
     let tls = hub.tls_files();
     if let Some(ca) = &tls.dev_ca {
         if tls.created {

@@ -60,6 +60,10 @@ pub const SETTING_KEYS: &[&str] = &[
     "relay_listen",
     "relay_public_ip",
     "relay_shards",
+    "turn_enabled",
+    "turn_listen",
+    "turn_secret_file",
+    "turn_urls",
 ];
 
 /// Every setting of the hub. `Debug` and `redacted()` hide secrets.
@@ -133,6 +137,19 @@ pub struct Settings {
     pub relay_public_ip: Option<std::net::IpAddr>,
     /// Relay threads; 0 means one per core, at most 8.
     pub relay_shards: usize,
+    /// Runs the embedded TURN server (UDP) for networks that block UDP to the
+    /// relay's ports; off when an external TURN server (coturn) is used.
+    pub turn_enabled: bool,
+    /// UDP address of the embedded TURN server (port 0: any free port, for tests).
+    pub turn_listen: SocketAddr,
+    /// File holding the TURN shared secret (coturn's `static-auth-secret`);
+    /// unset, one is generated once and kept in `DATA_DIR/turn.secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_secret_file: Option<PathBuf>,
+    /// TURN URLs handed to participants with their credentials; unset, the
+    /// embedded server's `turn:<announced ip>:<port>?transport=udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_urls: Option<Vec<String>>,
 }
 
 impl Default for Settings {
@@ -170,6 +187,10 @@ impl Default for Settings {
             relay_listen: SocketAddr::from(([127, 0, 0, 1], 3480)),
             relay_public_ip: None,
             relay_shards: 0,
+            turn_enabled: true,
+            turn_listen: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            turn_secret_file: None,
+            turn_urls: None,
         }
     }
 }
@@ -191,6 +212,8 @@ pub struct Overrides {
     pub device_listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -280,6 +303,16 @@ impl Settings {
                 "alarm_ack_secs, alarm_stall_secs and supervision_check_secs must be at least 1"
                     .into(),
             ));
+        }
+        if let Some(urls) = &self.turn_urls {
+            if let Some(bad) = urls
+                .iter()
+                .find(|u| !(u.starts_with("turn:") || u.starts_with("turns:")))
+            {
+                return Err(SettingsError::Invalid(format!(
+                    "turn_urls: {bad:?} is not a TURN URL (turn:host:port?transport=udp or turns:host:port?transport=tcp)"
+                )));
+            }
         }
         if self.max_body_bytes < 1024 {
             return Err(SettingsError::Invalid(
@@ -377,6 +410,23 @@ mod tests {
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("pw@") && !dbg.contains("tok\""), "{dbg}");
         assert!(!s.redacted_toml().contains(":pw@"));
+    }
+
+    #[test]
+    fn turn_urls_must_be_turn_urls() {
+        let ok = Settings {
+            turn_urls: Some(vec![
+                "turns:turn.example.fi:443?transport=tcp".into(),
+                "turn:turn.example.fi:3478?transport=udp".into(),
+            ]),
+            ..Settings::default()
+        };
+        assert!(ok.validate().is_ok());
+        let bad = Settings {
+            turn_urls: Some(vec!["https://turn.example.fi".into()]),
+            ..Settings::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

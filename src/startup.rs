@@ -43,6 +43,8 @@ pub struct AppState {
     pub relay: crate::relay::Relay,
     /// Calls with media: signalling between consoles, terminals and the relay.
     pub calls: crate::calls::media::Board,
+    /// TURN URLs and the secret of the credentials issued for them.
+    pub turn: Arc<crate::relay::turn::IceConfig>,
 }
 
 /// The remote address of a connection, put on every request.
@@ -59,6 +61,8 @@ pub enum StartupError {
     Alerts(String),
     #[error("cannot start the video relay: {0}")]
     Relay(String),
+    #[error(transparent)]
+    Turn(#[from] crate::relay::turn::TurnError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -76,6 +80,7 @@ pub struct Hub {
     device_router: Router,
     state: AppState,
     tls: TlsFiles,
+    turn: Option<crate::relay::turn::TurnServer>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -131,7 +136,9 @@ impl Hub {
             },
         })
         .map_err(|e| StartupError::Relay(e.to_string()))?;
+        let (turn, ice) = crate::relay::turn::start(&settings, relay.addrs()).await?;
         let state = AppState {
+            turn: Arc::new(ice),
             relay,
             calls: Default::default(),
             store,
@@ -158,7 +165,13 @@ impl Hub {
             device_router,
             state,
             tls,
+            turn,
         })
+    }
+
+    /// Address of the embedded TURN server, when it runs.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().map(|t| t.addr())
     }
 
     /// Address of the terminal link listener.
@@ -192,6 +205,7 @@ impl Hub {
             device_acceptor,
             device_router,
             state,
+            turn,
             ..
         } = self;
         tracing::info!(
@@ -240,6 +254,9 @@ impl Hub {
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         housekeeping.shutdown().await;
+        if let Some(turn) = turn {
+            turn.close().await;
+        }
         let _ = state
             .store
             .record_last_seen(&state.devices.last_seen_all())

@@ -6,6 +6,7 @@ pub(crate) mod clients;
 pub(crate) mod devices;
 mod error;
 mod health;
+mod ice;
 mod org;
 pub mod schedule;
 pub mod session;
@@ -65,6 +66,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::logout))
         .routes(routes!(session::me))
         .routes(routes!(session::set_language))
+        .routes(routes!(ice::ice_servers))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(org::list_areas, org::create_area))
         .routes(routes!(org::list_teams, teams::create_team))

@@ -230,6 +230,8 @@ pub(crate) async fn start_hub_with(
             "127.0.0.1:0",
             "--relay-listen",
             "127.0.0.1:0",
+            "--turn-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(data_dir)

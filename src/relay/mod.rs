@@ -12,6 +12,7 @@
 pub mod adapt;
 pub mod forward;
 mod shard;
+pub mod turn;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -34,6 +34,17 @@ impl HubProcess {
             .to_string()
     }
 
+    /// `host:port` of the embedded TURN server (UDP) the hub printed.
+    pub fn turn_addr(&self) -> std::net::SocketAddr {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("TURN server on "))
+            .and_then(|rest| rest.split(' ').next())
+            .expect("the hub prints its TURN address")
+            .parse()
+            .expect("a socket address")
+    }
+
     /// `host:port` of the terminal link listener.
     pub fn link_addr(&self) -> String {
         let url = self.link_url();
@@ -119,6 +130,11 @@ pub fn spawn_hub_in(
         } else {
             &["--relay-listen", "127.0.0.1:0"][..]
         })
+        .args(if extra_args.contains(&"--turn-listen") {
+            &[][..]
+        } else {
+            &["--turn-listen", "127.0.0.1:0"][..]
+        })
         .env_remove("DATABASE_URL")
         .env("ETAHOIVA_LOG", "error")
         .stdout(Stdio::piped())
@@ -138,6 +154,10 @@ pub fn launch(
     data_dir: &Path,
     limit: Duration,
 ) -> Result<HubProcess, Vec<String>> {
+    // Hubs of parallel tests never share the default TURN port.
+    if !command.get_envs().any(|(k, _)| k == "ETAHOIVA_TURN_LISTEN") {
+        command.env("ETAHOIVA_TURN_LISTEN", "127.0.0.1:0");
+    }
     let mut child = command.stdout(Stdio::piped()).spawn().expect("hub starts");
     let stdout = child.stdout.take().expect("stdout piped");
     let (tx, rx) = mpsc::channel();
