@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rtc::interceptor::{
-    Attribute, Interceptor, Packet as InterceptorPacket, Registry, Slot, StreamInfo, TaggedPacket,
+    Attribute, Interceptor, NackResponderBuilder, Packet as InterceptorPacket, Registry, Slot,
+    StreamInfo, TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -56,6 +57,9 @@ static LIVE_LEGS: AtomicUsize = AtomicUsize::new(0);
 pub fn legs_alive() -> usize {
     LIVE_LEGS.load(Ordering::Relaxed)
 }
+
+/// Sent packets kept per stream to answer NACKs.
+const NACK_HISTORY: u16 = 128;
 
 /// Where [`FeedbackToRelay`] sits: after every interceptor of the engine,
 /// before the end of the inbound RTCP path.
@@ -244,6 +248,14 @@ impl RtcLeg {
         }
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(engine_err)?
+            // The engine keeps 1,024 sent packets per stream for retransmission;
+            // 128 (about a second of 1 Mbit/s video) answers any NACK that can
+            // still help a live picture (later, a key frame does) and keeps a
+            // call under 1 MB in the hub.
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+            )
             .with(Slot::Custom(FEEDBACK_SLOT), FeedbackToRelay::default());
         let mut settings = SettingEngineBuilder::new().with_include_loopback_candidate(true);
         // Credentials given here stay the same across ICE restarts; without

@@ -75,6 +75,8 @@ pub struct RelayBenchReport {
     pub forwarded_packets: u64,
     pub forwarded_per_sec: f64,
     pub hub_cpu_secs: f64,
+    /// CPU time of the load generator (the simulated participants) meanwhile.
+    pub load_cpu_secs: f64,
     pub hub_cpu_us_per_packet: f64,
     pub packets_per_sec_per_core: f64,
     pub calls_per_core: f64,
@@ -363,16 +365,19 @@ pub async fn run(args: RelayBenchArgs) -> anyhow::Result<RelayBenchReport> {
         }
         // Ramp: every sender running, buffers and caches warm.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        report.rss_with_calls_mb = rss_mb(relay.pid);
-        report.memory_per_call_kb =
-            (report.rss_with_calls_mb - report.rss_idle_mb) * 1024.0 / args.calls as f64;
         eprintln!("measuring for {} s…", args.duration_secs);
         let before = relay.ask(json!({"op": "stats"})).await?;
         let cpu0 = cpu_seconds(relay.pid).unwrap_or(0.0);
+        let load0 = cpu_seconds(std::process::id()).unwrap_or(0.0);
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(args.duration_secs)).await;
         let cpu1 = cpu_seconds(relay.pid).unwrap_or(0.0);
         let after = relay.ask(json!({"op": "stats"})).await?;
+        // Memory in the steady state: retransmission buffers full.
+        report.rss_with_calls_mb = rss_mb(relay.pid);
+        report.memory_per_call_kb =
+            (report.rss_with_calls_mb - report.rss_idle_mb) * 1024.0 / args.calls as f64;
+        report.load_cpu_secs = cpu_seconds(std::process::id()).unwrap_or(0.0) - load0;
         report.measured_secs = t0.elapsed().as_secs_f64();
         report.forwarded_packets =
             after["forwarded"].as_u64().unwrap_or(0) - before["forwarded"].as_u64().unwrap_or(0);
@@ -512,6 +517,10 @@ pub fn print(report: &RelayBenchReport, json_out: bool) -> anyhow::Result<()> {
         println!(
             "  hub CPU per packet         {:.2} us   (target: SRTP plus the kernel's send path cost 4-6 us)",
             report.hub_cpu_us_per_packet
+        );
+        println!(
+            "  CPU used                   hub {:.2} s, load generator {:.2} s of {:.0} s",
+            report.hub_cpu_secs, report.load_cpu_secs, report.measured_secs
         );
         println!(
             "  packets/s per core         {:.0}   (target 45,000; LiveKit publishes about 38,000 per vCPU)",

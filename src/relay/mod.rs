@@ -203,6 +203,36 @@ struct Directory {
     next_key: LegKey,
 }
 
+/// Receive and send buffers of a shard's socket: a burst of a few hundred
+/// calls' packets waits there while the shard works, instead of being lost.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks for large socket buffers (as root beyond the system's default
+/// limit); the kernel may give less, which is logged.
+fn socket_buffers(socket: &std::net::UdpSocket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let value = bytes as libc::c_int;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        // SAFETY: setsockopt with a valid fd and a c_int option value.
+        let set = |option| unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        };
+        if !set(force) && !set(plain) {
+            tracing::warn!(bytes, "could not enlarge the relay socket's buffers");
+        }
+    }
+}
+
 /// Buckets of the forwarding delay histogram: one per microsecond up to
 /// 20 ms; slower forwards count in the last.
 const DELAY_BUCKETS: usize = 20_001;
@@ -311,6 +341,7 @@ impl Relay {
             socket
                 .set_nonblocking(true)
                 .map_err(|source| RelayError::Bind { addr: bind, source })?;
+            socket_buffers(&socket, SOCKET_BUFFER);
             let local = socket
                 .local_addr()
                 .map_err(|source| RelayError::Bind { addr: bind, source })?;

@@ -21,7 +21,7 @@ use super::{Command, LegQuality, Party, RelayCounters, RelayError, RelayEvent};
 pub type LegKey = u64;
 
 /// Datagrams read per wake-up before the legs are drained.
-const BATCH: usize = 64;
+const BATCH: usize = 32;
 /// What the sound of a call takes of a link's estimate.
 const AUDIO_BPS: u64 = 48_000;
 /// A source hears its REMB at least this often (and at once on a 5 % change).
