@@ -71,8 +71,16 @@
     });
   }
 
-  function newConnection() {
-    var connection = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  // ?relay_only=1 forces the media through TURN (for checking a network
+  // that blocks UDP to the relay).
+  var relayOnly = /[?&]relay_only=1\b/.test(location.search);
+
+  function newConnection(iceServers) {
+    var connection = new RTCPeerConnection({
+      bundlePolicy: "max-bundle", rtcpMuxPolicy: "require",
+      iceServers: iceServers || [],
+      iceTransportPolicy: relayOnly ? "relay" : "all"
+    });
     connection.ontrack = function (event) {
       var id = event.streams && event.streams[0] ? event.streams[0].id : event.track.id;
       var tile = tileFor(id);
@@ -166,10 +174,20 @@
   function answerOffer(message) {
     if (!pc || message.leg_id !== legId) {
       if (pc) { pc.close(); }
-      pc = newConnection();
+      pc = newConnection(message.ice_servers);
       legId = message.leg_id;
     }
     var connection = pc;
+    if (message.ice_servers && message.ice_servers.length && connection.setConfiguration) {
+      // Fresh TURN credentials with every offer.
+      try {
+        connection.setConfiguration({
+          bundlePolicy: "max-bundle", rtcpMuxPolicy: "require",
+          iceServers: message.ice_servers,
+          iceTransportPolicy: relayOnly ? "relay" : "all"
+        });
+      } catch (e) { /* the first configuration stays */ }
+    }
     return connection.setRemoteDescription({ type: "offer", sdp: message.sdp }).then(function () {
       if (!message.ice_restart) { attachLocalTracks(connection); }
       return connection.createAnswer();

@@ -719,3 +719,62 @@ async fn a_weak_link_keeps_the_sound_and_gets_the_picture_back_when_it_recovers(
         "the call stayed up"
     );
 }
+
+#[tokio::test]
+async fn browser_call_runs_through_the_hubs_turn_server_when_udp_to_the_relay_is_not_an_option() {
+    if !common::browser::available(
+        "browser_call_runs_through_the_hubs_turn_server_when_udp_to_the_relay_is_not_an_option",
+    ) {
+        return;
+    }
+    let w = world().await;
+    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
+    let edge = spawn_edge_with(&bundle, &["--simulate"]);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    let id = alarm(&w).await;
+    let (s, opened) = call(
+        &w,
+        "POST",
+        &w.pekka,
+        &format!("/api/v1/alerts/{id}/call"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let browser = common::browser::Browser::start().await;
+    browser
+        .sign_in(&w.hub, "pekka", PASSWORD, "/console/patrol")
+        .await;
+    // Only relayed candidates: every packet goes through the hub's TURN server.
+    browser
+        .goto(&w.hub.url(&format!("/console/call/{call_id}?relay_only=1")))
+        .await;
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut got_media = false;
+    while std::time::Instant::now() < deadline && !got_media {
+        last = page_media(&browser).await;
+        got_media = last["framesDecoded"].as_u64().unwrap_or(0) >= 15;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(got_media, "video through TURN: {last}");
+    browser
+        .script(
+            "window.__pair = null; window.etahoivaCall.pc.getStats().then(r => { \
+               let pair = null; r.forEach(x => { if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') pair = x; }); \
+               if (pair) { const l = r.get(pair.localCandidateId); window.__pair = l ? l.candidateType : 'none'; } }); return true;",
+        )
+        .await;
+    let mut kind = Value::Null;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        kind = browser.script("return window.__pair;").await;
+        if !kind.is_null() {
+            break;
+        }
+    }
+    assert_eq!(kind, "relay", "the media path is the TURN relay");
+    drop(edge);
+}

@@ -87,6 +87,8 @@ pub struct MediaOffer {
     pub call_id: String,
     pub leg_id: String,
     pub sdp: String,
+    /// TURN servers for the kiosk page's connection.
+    pub ice_servers: Vec<etahoiva_proto::IceServer>,
 }
 
 /// How many live frames may wait for the link task.
@@ -524,7 +526,13 @@ impl Shared {
 
     /// The hub offers media for a call: kept for the kiosk page, if the call
     /// is the one the terminal serves.
-    pub fn media_offer(&self, call_id: String, leg_id: String, sdp: String) {
+    pub fn media_offer(
+        &self,
+        call_id: String,
+        leg_id: String,
+        sdp: String,
+        ice_servers: Vec<etahoiva_proto::IceServer>,
+    ) {
         let current = self.current_call().is_some_and(|c| c.id == call_id);
         if !current {
             tracing::info!(%call_id, "media offer for a call the terminal does not serve");
@@ -534,6 +542,7 @@ impl Shared {
             call_id,
             leg_id,
             sdp,
+            ice_servers,
         }));
     }
 

@@ -591,8 +591,8 @@ const MEDIA_SCRIPT: &str = r#"
     if (media && (!on || media.callId !== call.call_id)) { stopMedia(); }
     if (on && !media) { startMedia(call.call_id); }
   }
-  function newConnection(m) {
-    var pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  function newConnection(m, iceServers) {
+    var pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require", iceServers: iceServers || [] });
     pc.ontrack = function (event) {
       if (media !== m) { return; }
       if (event.track.kind === "audio") {
@@ -660,7 +660,7 @@ const MEDIA_SCRIPT: &str = r#"
     var restart = !!m.pc && m.answered && m.legId === offer.leg_id;
     if (!restart) {
       if (m.pc) { m.pc.close(); }
-      m.pc = newConnection(m);
+      m.pc = newConnection(m, offer.ice_servers);
       m.legId = offer.leg_id;
       m.answered = false;
     }
@@ -2277,6 +2277,7 @@ mod tests {
             call_id: call_id.into(),
             leg_id: leg_id.into(),
             sdp: sdp.into(),
+            ice_servers: Vec::new(),
         })
     }
 

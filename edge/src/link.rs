@@ -319,13 +319,13 @@ async fn session(
                     HubToEdge::Notice { id, text } => {
                         shared.notice_received(id, text).await;
                     }
-                    HubToEdge::MediaOffer { call_id, leg_id, sdp, ice_restart: _ } => {
+                    HubToEdge::MediaOffer { call_id, leg_id, sdp, ice_restart: _, ice_servers } => {
                         if shared.simulates() {
                             if !shared.sim_calls.reoffer(&call_id, leg_id.clone(), sdp.clone()) {
                                 tokio::spawn(crate::media::answer_offer(shared.clone(), call_id, leg_id, sdp));
                             }
                         } else {
-                            shared.media_offer(call_id, leg_id, sdp);
+                            shared.media_offer(call_id, leg_id, sdp, ice_servers);
                         }
                     }
                     HubToEdge::Welcome { .. } => {}

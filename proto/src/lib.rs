@@ -17,6 +17,14 @@ use serde::{Deserialize, Serialize};
 /// [`EdgeToHub::MediaAnswer`], [`EdgeToHub::IceCandidate`] and
 /// [`EdgeToHub::IceRestartRequest`].
 pub const PROTOCOL_VERSION: u32 = 4;
+/// A TURN server and its credentials, as `RTCPeerConnection` takes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
 /// The first protocol version with media.
 pub const MEDIA_PROTOCOL_VERSION: u32 = 4;
 /// The oldest protocol version the hub still accepts.
@@ -181,6 +189,10 @@ pub enum HubToEdge {
         sdp: String,
         #[serde(default)]
         ice_restart: bool,
+        /// TURN servers with short-lived credentials, for networks that
+        /// block UDP to the relay (the W3C `RTCIceServer` dictionary).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Where the client's alarm is (protocol 3 and later): sent when the
     /// alarm is stored and at every step of its handling, so the terminal

@@ -203,6 +203,7 @@ async fn handle(
                     leg_id: offer.leg_id,
                     sdp: offer.sdp,
                     ice_restart: false,
+                    ice_servers: media::ice_servers_for(state, &session.user.id),
                 };
                 send(socket, &out(&call_id, &m)).await
             }
@@ -244,6 +245,7 @@ async fn handle(
                         leg_id: offer.leg_id,
                         sdp: offer.sdp,
                         ice_restart: true,
+                        ice_servers: media::ice_servers_for(state, &session.user.id),
                     };
                     send(socket, &out(&call_id, &m)).await
                 }

@@ -52,6 +52,9 @@ pub enum ConsoleOut {
         leg_id: String,
         sdp: String,
         ice_restart: bool,
+        /// TURN servers with fresh credentials for the console's connection.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<crate::relay::turn::IceServer>,
     },
     /// The call moved on.
     State {
@@ -234,9 +237,11 @@ pub fn spawn_relay_events(state: AppState) {
                             leg_id,
                             sdp,
                             ice_restart: false,
+                            ice_servers: ice_servers_for(&state, &user),
                         },
                     ),
                     Party::Terminal(device) => {
+                        let ice_servers = wire_ice_servers(&state, &device);
                         state.devices.send(
                             &device,
                             Outbound::Send(HubToEdge::MediaOffer {
@@ -244,6 +249,7 @@ pub fn spawn_relay_events(state: AppState) {
                                 leg_id,
                                 sdp,
                                 ice_restart: false,
+                                ice_servers,
                             }),
                         );
                     }
@@ -287,6 +293,22 @@ pub fn spawn_relay_events(state: AppState) {
     });
 }
 
+/// TURN servers with fresh credentials for a participant (user or terminal).
+pub fn ice_servers_for(state: &AppState, id: &str) -> Vec<crate::relay::turn::IceServer> {
+    crate::relay::turn::ice_servers(&state.turn, id, std::time::SystemTime::now())
+}
+
+fn wire_ice_servers(state: &AppState, device_id: &str) -> Vec<etahoiva_proto::IceServer> {
+    ice_servers_for(state, device_id)
+        .into_iter()
+        .map(|s| etahoiva_proto::IceServer {
+            urls: s.urls,
+            username: s.username,
+            credential: s.credential,
+        })
+        .collect()
+}
+
 /// Sends a terminal the media offer of a call it was just offered, if it
 /// speaks protocol 4.
 pub async fn offer_terminal(state: &AppState, call_id: &str, device_id: &str) {
@@ -310,6 +332,7 @@ pub async fn offer_terminal(state: &AppState, call_id: &str, device_id: &str) {
                     leg_id: leg_id.clone(),
                     sdp,
                     ice_restart: false,
+                    ice_servers: wire_ice_servers(state, device_id),
                 }),
             );
             if !sent {
@@ -392,6 +415,7 @@ pub async fn terminal_restart(state: &AppState, device_id: &str, call_id: &str, 
                     leg_id: offer.leg_id,
                     sdp: offer.sdp,
                     ice_restart: true,
+                    ice_servers: wire_ice_servers(state, device_id),
                 }),
             );
         }
