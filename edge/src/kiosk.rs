@@ -2315,7 +2315,7 @@ mod tests {
         let shown: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(
             shown,
-            serde_json::json!({"call_id": "c-1", "leg_id": "l-1", "sdp": SDP})
+            serde_json::json!({"call_id": "c-1", "leg_id": "l-1", "sdp": SDP, "ice_servers": []})
         );
         // An ICE restart replaces the offer: the page sees the new sdp.
         let restarted = SDP.replace("o=- 1 2", "o=- 1 3");
