@@ -22,6 +22,9 @@ pub type LegKey = u64;
 
 /// Datagrams read per wake-up before the legs are drained.
 const BATCH: usize = 32;
+/// Connectivity checks kept for a leg whose answer has not come yet.
+const EARLY_CHECKS: usize = 8;
+
 /// What the sound of a call takes of a link's estimate.
 const AUDIO_BPS: u64 = 48_000;
 /// A source hears its REMB at least this often (and at once on a 5 % change).
@@ -38,6 +41,12 @@ struct Slot<L> {
     /// and kind (free ones carry nothing until somebody joins).
     senders: Vec<Sender>,
     keyframes: KeyframeGate,
+    /// The participant's answer was applied.
+    answered: bool,
+    /// Connectivity checks that came before the answer (the peer starts
+    /// checking as soon as it answered): replayed once it is applied,
+    /// instead of waiting for the peer to retransmit them.
+    early: Vec<(SocketAddr, Bytes)>,
     /// What this participant's downlink carries, and whether it gets video.
     downlink: Downlink,
     /// The last REMB sent to this participant as a source, and when.
@@ -216,6 +225,12 @@ impl<E: MediaEngine> Shard<E> {
         let Some(slot) = self.legs.get_mut(&key) else {
             return;
         };
+        if !slot.answered && by_ufrag.is_some() {
+            if slot.early.len() < EARLY_CHECKS {
+                slot.early.push((from, Bytes::copy_from_slice(data)));
+            }
+            return;
+        }
         match slot.leg.handle_datagram(from, data, now) {
             Ok(()) => {
                 if by_ufrag.is_some() && !self.by_addr.contains_key(&from) {
@@ -249,6 +264,18 @@ impl<E: MediaEngine> Shard<E> {
                     Some(slot) => slot.leg.apply_answer(&sdp, now).map_err(RelayError::from),
                     None => Err(RelayError::NoLeg),
                 };
+                if result.is_ok() {
+                    let early = match self.legs.get_mut(&key) {
+                        Some(slot) => {
+                            slot.answered = true;
+                            std::mem::take(&mut slot.early)
+                        }
+                        None => Vec::new(),
+                    };
+                    for (from, data) in early {
+                        self.datagram(from, &data, now);
+                    }
+                }
                 self.touched.push(key);
                 let _ = reply.send(result);
             }
@@ -264,6 +291,8 @@ impl<E: MediaEngine> Shard<E> {
                 let result = match self.legs.get_mut(&key) {
                     Some(slot) => match slot.leg.create_offer(true, now) {
                         Ok(sdp) => {
+                            // Checks with the new credentials wait for the answer.
+                            slot.answered = false;
                             let ufrag = slot.leg.ufrag().to_string();
                             if ufrag != slot.ufrag {
                                 self.by_ufrag.remove(&slot.ufrag);
@@ -388,6 +417,8 @@ impl<E: MediaEngine> Shard<E> {
                 party,
                 senders,
                 keyframes: KeyframeGate::new(KEYFRAME_INTERVAL),
+                answered: false,
+                early: Vec::new(),
                 downlink: Downlink::default(),
                 remb_sent: None,
                 ufrag,
