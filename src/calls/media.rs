@@ -309,38 +309,56 @@ fn wire_ice_servers(state: &AppState, device_id: &str) -> Vec<etahoiva_proto::Ic
         .collect()
 }
 
-/// Sends a terminal the media offer of a call it was just offered, if it
-/// speaks protocol 4.
-pub async fn offer_terminal(state: &AppState, call_id: &str, device_id: &str) {
+/// Opens the media leg of a terminal about to be offered a call, if it
+/// speaks protocol 4: before the call offer, so the leg exists when the
+/// terminal answers (at once, with auto-answer).
+pub async fn prepare_terminal(
+    state: &AppState,
+    call_id: &str,
+    device_id: &str,
+) -> Option<LegOffer> {
     let speaks_media = state
         .devices
         .presence(device_id)
         .is_some_and(|p| p.protocol >= MEDIA_PROTOCOL_VERSION);
     if !speaks_media {
-        return;
+        return None;
     }
     match state
         .relay
         .open_leg(call_id, Party::Terminal(device_id.to_string()))
         .await
     {
-        Ok(LegOffer { leg_id, sdp, .. }) => {
-            let sent = state.devices.send(
-                device_id,
-                Outbound::Send(HubToEdge::MediaOffer {
-                    call_id: call_id.to_string(),
-                    leg_id: leg_id.clone(),
-                    sdp,
-                    ice_restart: false,
-                    ice_servers: wire_ice_servers(state, device_id),
-                }),
-            );
-            if !sent {
-                state.relay.close_leg(&leg_id);
-            }
+        Ok(offer) => Some(offer),
+        Err(e) => {
+            tracing::warn!(call_id, device_id, error = %e, "no media leg for the terminal");
+            None
         }
-        Err(e) => tracing::warn!(call_id, device_id, error = %e, "no media leg for the terminal"),
     }
+}
+
+/// Sends the terminal its leg's offer, right after the call offer.
+pub fn send_terminal_offer(state: &AppState, call_id: &str, device_id: &str, offer: LegOffer) {
+    let LegOffer { leg_id, sdp, .. } = offer;
+    let sent = state.devices.send(
+        device_id,
+        Outbound::Send(HubToEdge::MediaOffer {
+            call_id: call_id.to_string(),
+            leg_id: leg_id.clone(),
+            sdp,
+            ice_restart: false,
+            ice_servers: wire_ice_servers(state, device_id),
+        }),
+    );
+    if !sent {
+        state.relay.close_leg(&leg_id);
+    }
+}
+
+/// The call could not be offered: its media goes too.
+pub fn abandon(state: &AppState, call_id: &str) {
+    state.relay.close_call(call_id);
+    state.calls.forget_call(call_id);
 }
 
 /// The leg, if it is this terminal's in this call.

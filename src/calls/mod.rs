@@ -108,19 +108,8 @@ pub async fn alarm_call(
     };
     let call_id = format!("{ALARM_CALL}{alert_id}.{}", new_id());
     let caller = crate::schedule::notify::first_name(&session.user.display_name);
-    let sent = state.devices.send(
-        &device,
-        Outbound::Send(HubToEdge::CallOffer {
-            call_id: call_id.clone(),
-            kind,
-            caller,
-            visit_id: None,
-            auto_answer,
-        }),
-    );
-    if !sent {
-        return Err(CallError::Refused(Refusal::TerminalOffline));
-    }
+    // On record and with its media leg before the terminal hears of it: its
+    // answer may come back at once.
     state
         .store
         .create_call(&crate::store::calls::NewCall {
@@ -135,6 +124,33 @@ pub async fn alarm_call(
             now: crate::store::now_ms(),
         })
         .await?;
+    let media = media::prepare_terminal(state, &call_id, &device).await;
+    let sent = state.devices.send(
+        &device,
+        Outbound::Send(HubToEdge::CallOffer {
+            call_id: call_id.clone(),
+            kind,
+            caller,
+            visit_id: None,
+            auto_answer,
+        }),
+    );
+    if !sent {
+        media::abandon(state, &call_id);
+        state
+            .store
+            .call_reported(
+                &call_id,
+                "ended",
+                Some("terminal_offline"),
+                crate::store::now_ms(),
+            )
+            .await?;
+        return Err(CallError::Refused(Refusal::TerminalOffline));
+    }
+    if let Some(offer) = media {
+        media::send_terminal_offer(state, &call_id, &device, offer);
+    }
     let how = if auto_answer {
         "auto-answer"
     } else {
@@ -158,7 +174,6 @@ pub async fn alarm_call(
             &format!("video call to the home, {how}"),
         )
         .await?;
-    media::offer_terminal(state, &call_id, &device).await;
     tracing::info!(alert_id, %call_id, auto_answer, "alarm call offered");
     Ok(OpenedCall {
         call_id,

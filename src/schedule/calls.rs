@@ -124,31 +124,16 @@ pub async fn ring(
         .find(|n| n.id == caller_id)
         .map(|n| first_name(&n.display_name))
         .unwrap_or_default();
-    let mut rung = 0;
-    let mut first_rung: Option<String> = None;
-    for device in state.store.client_devices(&client.id).await? {
-        if state
-            .devices
-            .presence(&device)
-            .is_none_or(|p| p.protocol < 2)
-        {
-            continue;
-        }
-        let offer = HubToEdge::CallOffer {
-            call_id: call_id(visit),
-            kind: CallKind::ScheduledCare,
-            caller: caller.clone(),
-            visit_id: Some(visit.id.clone()),
-            auto_answer,
-        };
-        if state.devices.send(&device, Outbound::Send(offer)) {
-            rung += 1;
-            crate::calls::media::offer_terminal(state, &call_id(visit), &device).await;
-            first_rung.get_or_insert(device);
-        }
-    }
-    let now = now_ms();
     let id = call_id(visit);
+    let now = now_ms();
+    let online: Vec<String> = state
+        .store
+        .client_devices(&client.id)
+        .await?
+        .into_iter()
+        .filter(|d| state.devices.presence(d).is_some_and(|p| p.protocol >= 2))
+        .collect();
+    // On record before any terminal hears of it: an answer may come back at once.
     state
         .store
         .create_call(&crate::store::calls::NewCall {
@@ -157,12 +142,32 @@ pub async fn ring(
             client_id: Some(&visit.client_id),
             visit_id: Some(&visit.id),
             alert_id: None,
-            device_id: first_rung.as_deref(),
+            device_id: online.first().map(String::as_str),
             caller_id,
             auto_answer,
             now,
         })
         .await?;
+    let mut rung = 0;
+    for device in online {
+        // The media leg exists before the terminal can answer.
+        let media = crate::calls::media::prepare_terminal(state, &id, &device).await;
+        let offer = HubToEdge::CallOffer {
+            call_id: id.clone(),
+            kind: CallKind::ScheduledCare,
+            caller: caller.clone(),
+            visit_id: Some(visit.id.clone()),
+            auto_answer,
+        };
+        if state.devices.send(&device, Outbound::Send(offer)) {
+            rung += 1;
+            if let Some(media) = media {
+                crate::calls::media::send_terminal_offer(state, &id, &device, media);
+            }
+        } else if let Some(media) = media {
+            state.relay.close_leg(&media.leg_id);
+        }
+    }
     if rung == 0 {
         state
             .store
