@@ -11,7 +11,7 @@ use etahoiva_proto::{CallState, EdgeToHub, Event, EventKind, Schedule};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::alarm::{AlarmBoard, AlarmStatus, Applied};
-use crate::calls::{CallError, CallSlot, ClientAction, Offer};
+use crate::calls::{CallError, CallSlot, ClientAction, Offer, Phase};
 use crate::kiosk::{
     CallPress, HelpPress, HelpStatus, KioskView, MediaLink, MediaPress, MediaRequest, NoticePress,
 };
@@ -117,6 +117,11 @@ fn call_updates(updates: Vec<(String, CallState)>) -> Vec<EdgeToHub> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How long a call the terminal may answer by itself rings first.
+fn auto_answer_countdown(settings: &TerminalSettings) -> Duration {
+    Duration::from_secs(settings.auto_answer.countdown_secs.into())
 }
 
 fn settings_file(state_dir: &Path) -> PathBuf {
@@ -240,6 +245,8 @@ impl Shared {
             call: None,
         };
         let (live_tx, live_rx) = mpsc::channel(LIVE_QUEUE);
+        let mut calls = CallSlot::new();
+        calls.set_countdown(auto_answer_countdown(&settings));
         Ok(Arc::new(Shared {
             profile,
             tls,
@@ -254,7 +261,7 @@ impl Shared {
             kiosk_rebind: Mutex::new(None),
             serves_kiosk: AtomicBool::new(false),
             schedule_cached: AtomicBool::new(cached),
-            calls: Mutex::new(CallSlot::new()),
+            calls: Mutex::new(calls),
             alarms: Arc::new(Mutex::new(alarms)),
             notices: Arc::new(Mutex::new(notices)),
             live_tx,
@@ -467,9 +474,32 @@ impl Shared {
     }
 
     /// The hub offers a call: returns the updates to send back, in order.
+    /// A new call that may answer by itself is answered at its deadline
+    /// unless the client has answered or declined it by then.
     pub fn call_offered(self: &Arc<Self>, offer: Offer) -> Vec<EdgeToHub> {
         let (call_id, kind) = (offer.call_id.clone(), offer.kind);
-        let updates = self.with_calls(|slot| slot.offer(offer));
+        let now = now_ms();
+        let (updates, deadline) = self.with_calls(|slot| {
+            let known = slot.current().is_some_and(|c| c.id == call_id);
+            let updates = slot.offer(offer, now);
+            // A repeated offer keeps the countdown already running.
+            let deadline = slot
+                .current()
+                .filter(|c| !known && c.id == call_id && c.phase == Phase::Ringing)
+                .and_then(|c| c.auto_answer_at);
+            (updates, deadline)
+        });
+        if let Some(deadline) = deadline {
+            tracing::info!(%call_id, ?kind, in_ms = deadline - now,
+                "the call answers by itself after the countdown");
+            let shared = self.clone();
+            let id = call_id.clone();
+            let wait = Duration::from_millis(deadline.saturating_sub(now).max(0) as u64);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                shared.answer_by_itself(&id);
+            });
+        }
         if self.simulates()
             && updates
                 .iter()
@@ -489,6 +519,25 @@ impl Shared {
             tracing::info!(offered = %call_id, ?kind, call_id = %id, ?state, "call offer");
         }
         call_updates(updates)
+    }
+
+    /// The countdown of a call that may answer by itself is over: if the
+    /// call is still the one ringing, it is answered as if the client had
+    /// pressed answer. A call declined, answered, ended or cut meanwhile is
+    /// left alone.
+    fn answer_by_itself(&self, call_id: &str) {
+        let ringing = self.current_call().is_some_and(|c| {
+            c.id == call_id && c.phase == Phase::Ringing && c.auto_answer_at.is_some()
+        });
+        if !ringing {
+            tracing::debug!(%call_id, "the call no longer counts down");
+            return;
+        }
+        tracing::info!(%call_id, "the countdown is over: the call answers by itself");
+        if let Err(e) = self.call_action(ClientAction::Accept, call_id) {
+            // Declined or replaced in the same moment.
+            tracing::debug!(%call_id, error = %e, "the call did not answer by itself");
+        }
     }
 
     /// The hub ended a call: clear it from the terminal.
@@ -746,6 +795,7 @@ impl Shared {
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot save the settings on the terminal: {e}"))?;
         *lock(&self.kiosk_rebind) = rebind;
+        lock(&self.calls).set_countdown(auto_answer_countdown(&settings));
         let view_settings = settings.clone();
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
         self.view.send_modify(|v| {

@@ -75,6 +75,12 @@ pub struct CallView {
     pub title: String,
     /// Set when this call cut the previous one.
     pub cut: Option<String>,
+    /// The first letter of the caller's name, shown in a circle next to
+    /// it while the call rings (there are no photos).
+    pub initial: Option<String>,
+    /// While the call rings and answers by itself: when, milliseconds since
+    /// the Unix epoch (the page counts down to it on the same clock).
+    pub auto_answer_at: Option<i64>,
 }
 
 /// The alarm on the kiosk, in words.
@@ -103,6 +109,30 @@ fn caller_name(caller: &str) -> String {
         .collect()
 }
 
+/// The first letter of a caller's name, in capitals; `None` when the name
+/// has no letter or digit.
+fn caller_initial(name: &str) -> Option<String> {
+    let first = name.chars().find(|c| c.is_alphanumeric())?;
+    Some(first.to_uppercase().collect())
+}
+
+/// "Puhelu avautuu itsestään 10 sekunnin kuluttua": the countdown of a
+/// call that answers by itself, `seconds` before it does, in `lang`.
+pub fn countdown_text(lang: &str, seconds: i64) -> String {
+    let key = match seconds {
+        ..=0 => "kiosk.call_auto_answer_now",
+        1 => "kiosk.call_auto_answer_in_one",
+        _ => "kiosk.call_auto_answer_in",
+    };
+    fill(&text(lang, key), &[("n", &seconds.to_string())])
+}
+
+/// Whole seconds left until `deadline_ms` at `now_ms`, rounded up.
+fn seconds_left(deadline_ms: i64, now_ms: i64) -> i64 {
+    let left = deadline_ms.saturating_sub(now_ms).max(0);
+    left / 1000 + i64::from(left % 1000 != 0)
+}
+
 /// What the kiosk says about `call` in `lang`.
 pub fn describe_call(lang: &str, call: &Call) -> CallView {
     let name = caller_name(&call.caller);
@@ -120,12 +150,15 @@ pub fn describe_call(lang: &str, call: &Call) -> CallView {
         };
         fill(&text(lang, key), &[("name", &name)])
     });
+    let ringing = call.phase == Phase::Ringing;
     CallView {
         call_id: call.id.clone(),
         kind: call.kind,
         state: call.phase.state(),
         title: fill(&text(lang, title_key), &[("name", &name)]),
         cut,
+        initial: caller_initial(&name),
+        auto_answer_at: call.auto_answer_at.filter(|_| ringing),
     }
 }
 
@@ -277,6 +310,9 @@ const TEXT_KEYS: &[&str] = &[
     "kiosk.call_hang_up",
     "kiosk.call_gone",
     "kiosk.call_failed",
+    "kiosk.call_auto_answer_in",
+    "kiosk.call_auto_answer_in_one",
+    "kiosk.call_auto_answer_now",
     "kiosk.notice_ok",
     "kiosk.notice_failed",
     "kiosk.media_connecting",
@@ -306,6 +342,9 @@ pub const CALL_TEXT_KEYS: &[&str] = &[
     "kiosk.call_hang_up",
     "kiosk.call_gone",
     "kiosk.call_failed",
+    "kiosk.call_auto_answer_in",
+    "kiosk.call_auto_answer_in_one",
+    "kiosk.call_auto_answer_now",
 ];
 
 /// The kiosk's routes.
@@ -744,6 +783,17 @@ fn render_page(view: &KioskView, now_ms: i64) -> String {
     let hidden = |shown: bool| if shown { "" } else { " hidden" };
     let call_title = call.as_ref().map(|c| c.title.as_str()).unwrap_or("");
     let call_cut = call.as_ref().and_then(|c| c.cut.as_deref()).unwrap_or("");
+    let avatar = call
+        .as_ref()
+        .filter(|_| ringing)
+        .and_then(|c| c.initial.as_deref())
+        .unwrap_or("");
+    let counting = call
+        .as_ref()
+        .and_then(|c| Some((c.call_id.as_str(), c.auto_answer_at?)));
+    let countdown = counting
+        .map(|(_, at)| countdown_text(lang, seconds_left(at, now_ms)))
+        .unwrap_or_default();
     let alarm = view.alarm_view(now_ms);
     let alarm_class = if alarm.as_ref().is_some_and(|a| a.closed) {
         "alarm-text closed"
@@ -766,10 +816,10 @@ fn render_page(view: &KioskView, now_ms: i64) -> String {
 <style>
 :root {{ --bg: #ffffff; --fg: #111111; --ok: #0a5c2b; --bad: #9b0000; --btn: #8a0000; --btn-fg: #ffffff; --focus: #1a4fd6;
   --answer: #0a5c2b; --answer-fg: #ffffff; --end: #8a0000; --end-fg: #ffffff;
-  --alarm: #8a0000; --alarm-bg: #fff4d6; --ok-btn: #0a5c2b; --ok-btn-fg: #ffffff; }}
+  --alarm: #8a0000; --alarm-bg: #fff4d6; --ok-btn: #0a5c2b; --ok-btn-fg: #ffffff; --avatar: #1a4fd6; --avatar-fg: #ffffff; }}
 html.contrast {{ --bg: #000000; --fg: #ffffff; --ok: #7dff9b; --bad: #ffd400; --btn: #ffd400; --btn-fg: #000000; --focus: #00e5ff;
   --answer: #7dff9b; --answer-fg: #000000; --end: #ffd400; --end-fg: #000000;
-  --alarm: #ffd400; --alarm-bg: #000000; --ok-btn: #7dff9b; --ok-btn-fg: #000000; }}
+  --alarm: #ffd400; --alarm-bg: #000000; --ok-btn: #7dff9b; --ok-btn-fg: #000000; --avatar: #ffffff; --avatar-fg: #000000; }}
 html {{ font-size: {font_px}px; }}
 body {{ margin: 0; padding: 1rem 1.5rem; background: var(--bg); color: var(--fg);
   font-family: system-ui, "DejaVu Sans", sans-serif; line-height: 1.35; }}
@@ -788,6 +838,12 @@ button.help:disabled {{ opacity: .85; }}
 :focus-visible {{ outline: 6px solid var(--focus); outline-offset: 6px; }}
 .message {{ font-size: 1.2rem; font-weight: 700; min-height: 64px; }}
 .call-title {{ font-size: 1.8rem; font-weight: 800; margin: .5rem 0; }}
+.call-caller {{ display: flex; align-items: center; gap: 1rem; }}
+.avatar {{ flex: none; display: flex; align-items: center; justify-content: center; width: 4.5rem; height: 4.5rem;
+  border-radius: 50%; font-size: 2.6rem; font-weight: 800; line-height: 1; color: var(--avatar-fg); background: var(--avatar);
+  border: 6px solid var(--fg); }}
+.call-countdown {{ font-size: 1.5rem; font-weight: 800; margin: .25rem 0 .5rem; padding: .5rem .75rem; border: 6px solid var(--answer);
+  border-radius: 1rem; font-variant-numeric: tabular-nums; }}
 .call-cut {{ font-size: 1.2rem; font-weight: 700; margin: 0 0 .5rem; padding: .25rem 0 .25rem .75rem; border-left: 8px solid currentColor; }}
 .call-buttons {{ display: flex; gap: 1.25rem; margin: 1rem 0; }}
 .call-buttons button {{ flex: 1; min-height: 25vh; font: inherit; font-size: max(44px, 1.8rem); font-weight: 800;
@@ -824,8 +880,15 @@ button.ok:disabled {{ opacity: .85; }}
 <section class="notices" id="notices" aria-label="{notices_label}" aria-live="polite">
 {notices}</section>
 <div id="call-lines" aria-live="polite" aria-atomic="true">
+<div class="call-caller">
+<span class="avatar" id="call-avatar" aria-hidden="true"{avatar_hidden}>{avatar}</span>
 <p class="call-title" id="call-title"{call_title_hidden}>{call_title}</p>
+</div>
 <p class="call-cut" id="call-cut"{call_cut_hidden}>{call_cut}</p>
+</div>
+<div class="call-countdown-lines" aria-live="polite">
+<p class="call-countdown" id="call-countdown" aria-hidden="true"{countdown_hidden}>{countdown}</p>
+<p class="visually-hidden" id="call-countdown-said">{countdown}</p>
 </div>
 <div class="call-buttons" id="call-ringing"{ringing_hidden}>
 <button type="button" class="answer" id="call-answer" aria-describedby="call-title">{call_answer}</button>
@@ -856,10 +919,44 @@ button.ok:disabled {{ opacity: .85; }}
   var el = function (id) {{ return document.getElementById(id); }};
   var callId = {call_id_json};
   var focusNext = null;
+  // The call that answers by itself and when: the page counts down on its own clock.
+  var countdown = {countdown_json};
 {media_script}
+  function countdownWords(at) {{
+    var n = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+    var key = n === 0 ? "kiosk.call_auto_answer_now" : n === 1 ? "kiosk.call_auto_answer_in_one" : "kiosk.call_auto_answer_in";
+    return T[key].replace("%{{n}}", String(n));
+  }}
+  // The number changes on screen every second; a screen reader hears the
+  // line once, as the countdown starts (the visible line is hidden from it).
+  function tickCountdown() {{
+    if (!countdown) {{ return; }}
+    var line = el("call-countdown");
+    var words = countdownWords(countdown.at);
+    if (line.textContent !== words) {{ line.textContent = words; }}
+  }}
+  function showCountdown(call) {{
+    var at = call && call.state === "ringing" && call.auto_answer_at ? call.auto_answer_at : null;
+    if (!at) {{
+      countdown = null;
+      el("call-countdown").hidden = true;
+      el("call-countdown").textContent = "";
+      el("call-countdown-said").textContent = "";
+      return;
+    }}
+    var fresh = !countdown || countdown.call_id !== call.call_id;
+    countdown = {{ call_id: call.call_id, at: at }};
+    tickCountdown();
+    el("call-countdown").hidden = false;
+    if (fresh) {{ el("call-countdown-said").textContent = el("call-countdown").textContent; }}
+  }}
   function showCall(call) {{
     syncMedia(call);
     callId = call ? call.call_id : null;
+    var initial = call && call.state === "ringing" && call.initial ? call.initial : "";
+    if (el("call-avatar").textContent !== initial) {{ el("call-avatar").textContent = initial; }}
+    el("call-avatar").hidden = !initial;
+    showCountdown(call);
     el("call-title").textContent = call ? call.title : "";
     el("call-title").hidden = !call;
     el("call-cut").textContent = call && call.cut ? call.cut : "";
@@ -1005,6 +1102,7 @@ button.ok:disabled {{ opacity: .85; }}
       .then(function () {{ button.disabled = false; poll(); }});
   }});
   tick(); setInterval(tick, 1000);
+  tickCountdown(); setInterval(tickCountdown, 250);
   poll(); setInterval(poll, 2000);
 }}());
 </script>
@@ -1028,6 +1126,14 @@ button.ok:disabled {{ opacity: .85; }}
         call_title = escape(call_title),
         call_cut_hidden = hidden(!call_cut.is_empty()),
         call_cut = escape(call_cut),
+        avatar_hidden = hidden(!avatar.is_empty()),
+        avatar = escape(avatar),
+        countdown_hidden = hidden(counting.is_some()),
+        countdown = escape(&countdown),
+        countdown_json = script_json(&match counting {
+            Some((call_id, at)) => serde_json::json!({ "call_id": call_id, "at": at }),
+            None => serde_json::Value::Null,
+        }),
         ringing_hidden = hidden(ringing),
         answered_hidden = hidden(answered),
         call_answer = escape(&text(lang, "kiosk.call_answer")),
@@ -1735,6 +1841,7 @@ mod tests {
             visit_id: None,
             phase,
             cut,
+            auto_answer_at: None,
         }
     }
 
@@ -1943,6 +2050,129 @@ mod tests {
         assert!(body.contains(r#"<div class="call-buttons" id="call-ringing" hidden>"#));
         assert!(body.contains(r#"<div class="call-buttons" id="call-answered" hidden>"#));
         assert!(body.contains("var callId = null;"));
+    }
+
+    #[test]
+    fn the_countdown_is_said_in_the_clients_language() {
+        for (lang, ten, one, now) in [
+            (
+                "fi",
+                "Puhelu avautuu itsestään 10 sekunnin kuluttua",
+                "Puhelu avautuu itsestään 1 sekunnin kuluttua",
+                "Puhelu avautuu nyt",
+            ),
+            (
+                "sv",
+                "Samtalet öppnas automatiskt om 10 sekunder",
+                "Samtalet öppnas automatiskt om 1 sekund",
+                "Samtalet öppnas nu",
+            ),
+            (
+                "en",
+                "The call opens by itself in 10 seconds",
+                "The call opens by itself in 1 second",
+                "The call is opening now",
+            ),
+        ] {
+            assert_eq!(countdown_text(lang, 10), ten);
+            assert_eq!(countdown_text(lang, 1), one);
+            assert_eq!(countdown_text(lang, 0), now);
+        }
+        assert_eq!(seconds_left(10_000, 0), 10);
+        assert_eq!(seconds_left(10_000, 1), 10, "rounded up");
+        assert_eq!(seconds_left(10_000, 9_001), 1);
+        assert_eq!(seconds_left(10_000, 10_000), 0);
+        assert_eq!(seconds_left(10_000, 20_000), 0);
+        assert_eq!(caller_initial("Anna"), Some("A".into()));
+        assert_eq!(caller_initial("  ärla"), Some("Ä".into()));
+        assert_eq!(caller_initial("<i>"), Some("I".into()));
+        assert_eq!(caller_initial("…"), None);
+    }
+
+    #[tokio::test]
+    async fn a_call_that_answers_by_itself_counts_down_on_the_page() {
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(1_000_000));
+        for (lang, line, nurse) in [
+            (
+                "fi",
+                "Puhelu avautuu itsestään 10 sekunnin kuluttua",
+                "Hoitaja anna soittaa",
+            ),
+            (
+                "sv",
+                "Samtalet öppnas automatiskt om 10 sekunder",
+                "Vårdaren anna ringer",
+            ),
+            (
+                "en",
+                "The call opens by itself in 10 seconds",
+                "Nurse anna is calling",
+            ),
+        ] {
+            let mut ringing = a_call(CallKind::ScheduledCare, "anna", Phase::Ringing, None);
+            ringing.auto_answer_at = Some(1_010_000);
+            let (keep, rx) = watch::channel(with_call(lang, ringing));
+            let app = router_at(rx, &clock);
+            let (status, body) = call_app(app.clone(), get("/")).await;
+            assert_eq!(status, StatusCode::OK);
+            // The line on screen counts; screen readers hear it once, politely.
+            assert!(
+                body.contains(&format!(
+                    r#"<p class="call-countdown" id="call-countdown" aria-hidden="true">{line}</p>"#
+                )),
+                "{lang}: {body}"
+            );
+            assert!(body.contains(&format!(
+                r#"<p class="visually-hidden" id="call-countdown-said">{line}</p>"#
+            )));
+            assert!(body.contains(r#"<div class="call-countdown-lines" aria-live="polite">"#));
+            assert!(body.contains(r#"var countdown = {"at":1010000,"call_id":"c-1"};"#));
+            // The caller's initial in a circle next to the name, for the eye only.
+            assert!(body
+                .contains(r#"<span class="avatar" id="call-avatar" aria-hidden="true">A</span>"#));
+            assert!(body.contains(&format!(
+                r#"<p class="call-title" id="call-title">{nurse}</p>"#
+            )));
+            // The big buttons are there: the client may answer or decline first.
+            assert!(body.contains(r#"<div class="call-buttons" id="call-ringing">"#));
+            // Every text the script counts with is in the page's language.
+            for key in [
+                "kiosk.call_auto_answer_in",
+                "kiosk.call_auto_answer_in_one",
+                "kiosk.call_auto_answer_now",
+            ] {
+                let words = script_json(&serde_json::Value::String(text(lang, key)));
+                assert!(body.contains(&format!(r#""{key}":{words}"#)), "{key}");
+            }
+            let shown = call_in_state(app.clone()).await;
+            assert_eq!(shown["auto_answer_at"], 1_010_000);
+            assert_eq!(shown["initial"], "A");
+
+            // Later the page is rendered with what is left.
+            clock.store(1_006_500, std::sync::atomic::Ordering::Relaxed);
+            let (_, body) = call_app(app.clone(), get("/")).await;
+            let left = countdown_text(lang, 4);
+            assert!(body.contains(&format!(r#"aria-hidden="true">{left}</p>"#)));
+            clock.store(1_000_000, std::sync::atomic::Ordering::Relaxed);
+
+            // Answered: no countdown, no circle.
+            keep.send_modify(|v| {
+                if let Some(c) = v.call.as_mut() {
+                    c.phase = Phase::Answered;
+                }
+            });
+            let shown = call_in_state(app.clone()).await;
+            assert!(shown["auto_answer_at"].is_null());
+            let (_, body) = call_app(app, get("/")).await;
+            assert!(body.contains(
+                r#"<p class="call-countdown" id="call-countdown" aria-hidden="true" hidden></p>"#
+            ));
+            assert!(body.contains(r#"<p class="visually-hidden" id="call-countdown-said"></p>"#));
+            assert!(body.contains(
+                r#"<span class="avatar" id="call-avatar" aria-hidden="true" hidden></span>"#
+            ));
+            assert!(body.contains("var countdown = null;"));
+        }
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{http, kiosk_state, post_json, start};
-use std::time::Duration;
+use common::{http, kiosk_state, post_json, start, start_with};
+use std::time::{Duration, Instant};
 
 use etahoiva_proto::{CallKind, CallState, HubToEdge};
 
@@ -39,9 +39,19 @@ async fn calls_are_served_one_at_a_time_by_priority() {
     assert_eq!(call["state"], "answered");
     assert_eq!(call["title"], "Puhelu käynnissä: Matti");
 
-    // The nurse's scheduled call cuts the relative's and opens by itself.
+    // The nurse's scheduled call cuts the relative's and rings, counting
+    // down to opening by itself; the client answers before it does.
     hub.offer("c1", CallKind::ScheduledCare, "Anna", true);
     assert_eq!(hub.next_update().await, ("r1".into(), CallState::Preempted));
+    assert_eq!(hub.next_update().await, ("c1".into(), CallState::Ringing));
+    let call = kiosk_state(kiosk).await["call"].clone();
+    assert_eq!(call["state"], "ringing");
+    assert_eq!(call["title"], "Hoitaja Anna soittaa");
+    assert_eq!(call["initial"], "A");
+    let left = call["auto_answer_at"].as_i64().expect("a deadline") - agent_now();
+    assert!((8_000..=10_000).contains(&left), "{left} ms left");
+    let (status, _) = press(kiosk, "accept", "c1").await;
+    assert_eq!(status, 200);
     assert_eq!(hub.next_update().await, ("c1".into(), CallState::Answered));
     let call = kiosk_state(kiosk).await["call"].clone();
     assert_eq!(call["call_id"], "c1");
@@ -88,6 +98,54 @@ async fn calls_are_served_one_at_a_time_by_priority() {
     assert_eq!(status, 200);
     assert_eq!(hub.next_update().await, ("r3".into(), CallState::Declined));
     assert!(kiosk_state(kiosk).await["call"].is_null());
+
+    running.stop().await;
+    hub.task.abort();
+}
+
+fn agent_now() -> i64 {
+    etahoiva_edge::agent::now_ms()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consented_care_call_opens_by_itself_after_the_countdown_unless_declined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The shortest countdown the settings allow.
+    let (mut hub, running, kiosk, _) = start_with(
+        dir.path(),
+        "en",
+        "[settings.auto_answer]\nenabled = true\ncountdown_secs = 3\n",
+    )
+    .await;
+
+    // The client declines the first call during its countdown.
+    hub.offer("c1", CallKind::ScheduledCare, "Anna", true);
+    assert_eq!(hub.next_update().await, ("c1".into(), CallState::Ringing));
+    let (status, _) = press(kiosk, "decline", "c1").await;
+    assert_eq!(status, 200);
+    assert_eq!(hub.next_update().await, ("c1".into(), CallState::Declined));
+
+    // The next one rings with a countdown on the kiosk...
+    let offered = Instant::now();
+    hub.offer("c2", CallKind::ScheduledCare, "Anna", true);
+    assert_eq!(hub.next_update().await, ("c2".into(), CallState::Ringing));
+    let call = kiosk_state(kiosk).await["call"].clone();
+    assert_eq!(call["state"], "ringing");
+    let left = call["auto_answer_at"].as_i64().expect("a deadline") - agent_now();
+    assert!((1_000..=3_000).contains(&left), "{left} ms left");
+    // ...and opens by itself when it runs out, as if the client had answered.
+    assert_eq!(hub.next_update().await, ("c2".into(), CallState::Answered));
+    assert!(offered.elapsed() >= Duration::from_millis(2_900));
+    let call = kiosk_state(kiosk).await["call"].clone();
+    assert_eq!(call["state"], "answered");
+    assert!(call["auto_answer_at"].is_null());
+    // The declined call's countdown, over by now too, answered nothing.
+    assert_eq!(hub.sent_before_ping("after-countdown").await, []);
+
+    // An alarm call the hub lets open at once does so.
+    hub.offer("a1", CallKind::Alarm, "Hälytyskeskus", true);
+    assert_eq!(hub.next_update().await, ("c2".into(), CallState::Preempted));
+    assert_eq!(hub.next_update().await, ("a1".into(), CallState::Answered));
 
     running.stop().await;
     hub.task.abort();

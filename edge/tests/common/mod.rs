@@ -59,6 +59,11 @@ pub fn write_profile(dir: &Path, hub_port: u16) -> PathBuf {
 
 /// A profile for a client who speaks `language` (`fi`, `sv` or `en`).
 pub fn write_profile_in(dir: &Path, hub_port: u16, language: &str) -> PathBuf {
+    write_profile_with(dir, hub_port, language, "")
+}
+
+/// Like [`write_profile_in`], with `extra` TOML tables at the end.
+pub fn write_profile_with(dir: &Path, hub_port: u16, language: &str, extra: &str) -> PathBuf {
     let path = dir.join("profile.toml");
     std::fs::write(
         &path,
@@ -82,7 +87,7 @@ heartbeat_secs = 30
 
 [settings.kiosk]
 listen = "127.0.0.1:0"
-"#
+{extra}"#
         ),
     )
     .expect("profile");
@@ -325,6 +330,15 @@ pub async fn start_in(
     dir: &Path,
     language: &str,
 ) -> (Hub, agent::Running, std::net::SocketAddr, PathBuf) {
+    start_with(dir, language, "").await
+}
+
+/// Like [`start_in`], with `extra` TOML tables in the terminal's profile.
+pub async fn start_with(
+    dir: &Path,
+    language: &str,
+    extra: &str,
+) -> (Hub, agent::Running, std::net::SocketAddr, PathBuf) {
     let tls = pki(dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -332,7 +346,7 @@ pub async fn start_in(
     let port = listener.local_addr().expect("addr").port();
     let mut hub = stand_in_hub(listener, tls);
     hub.admit_one();
-    let path = write_profile_in(dir, port, language);
+    let path = write_profile_with(dir, port, language, extra);
     let (running, kiosk) = start_terminal(&path).await;
     hub.wait_connected().await;
     (hub, running, kiosk, path)
