@@ -596,6 +596,86 @@ impl Relay {
 mod tests {
     use super::*;
 
+    fn start() -> Relay {
+        Relay::start(&RelaySettings {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            public_ip: None,
+            shards: 1,
+        })
+        .expect("relay starts")
+    }
+
+    #[tokio::test]
+    async fn bad_answers_and_stray_datagrams_are_refused_and_calls_go_on() {
+        use etahoiva_media::peer::Peer;
+        let relay = start();
+        let broken = relay
+            .open_leg("c-1", Party::Staff("u".into()))
+            .await
+            .expect("offer");
+        for bad in ["", "v=0", "nonsense\r\n", &"a=x\r\n".repeat(5000)] {
+            assert!(
+                relay.answer(&broken.leg_id, bad).await.is_err(),
+                "{bad:.20}"
+            );
+        }
+        assert!(relay.answer("leg-unknown", "v=0").await.is_err());
+        // Stray datagrams at the relay's socket: random bytes, a STUN
+        // header with a truncated body, an RTP header from nobody.
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("socket");
+        let to = relay.addrs()[0];
+        let mut stun = vec![0u8, 1, 0, 40, 0x21, 0x12, 0xA4, 0x42];
+        stun.extend_from_slice(&[9; 12]);
+        for junk in [
+            &[0xffu8; 3][..],
+            &stun,
+            &[0x80, 0x60, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4],
+            &[0u8; 1500],
+        ] {
+            socket.send_to(junk, to).await.expect("send");
+        }
+        // A proper call on the same relay connects and carries media.
+        let a = relay
+            .open_leg("c-2", Party::Terminal("d".into()))
+            .await
+            .expect("offer");
+        let b = relay
+            .open_leg("c-2", Party::Staff("n".into()))
+            .await
+            .expect("offer");
+        let media = std::sync::Arc::new(
+            etahoiva_media::generate::MediaLoop::encode(160, 120, 10, 5, 30, 20).expect("media"),
+        );
+        let pa = Peer::answer(&a.sdp, Some(media.clone())).await.expect("a");
+        let pb = Peer::answer(&b.sdp, Some(media)).await.expect("b");
+        relay
+            .answer(&a.leg_id, pa.answer_sdp())
+            .await
+            .expect("answer a");
+        relay
+            .answer(&b.leg_id, pb.answer_sdp())
+            .await
+            .expect("answer b");
+        relay.open_gate("c-2");
+        pa.send_media(true);
+        pb.send_media(true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while pb.report().video_frames_in < 5 || pa.report().audio_packets_in < 10 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "media flows: {:?}",
+                pb.report()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(relay.forward_stats().forwarded > 0);
+        relay.close_call("c-2");
+        relay.close_call("c-1");
+        assert_eq!(relay.open_legs(), 0);
+    }
+
     #[test]
     fn forwarding_delays_are_read_as_quantiles() {
         let c = RelayCounters::default();

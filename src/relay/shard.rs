@@ -142,6 +142,23 @@ pub(super) fn spawn<E: MediaEngine + Clone>(
     }
 }
 
+/// Runs an engine call on input from a participant. The engine returns
+/// errors for bad input; should it panic instead, the leg is given up and
+/// the shard, with every other call on it, goes on.
+fn guarded<T>(leg_id: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            metrics::counter!("etahoiva_relay_engine_panics_total").increment(1);
+            tracing::error!(
+                leg_id,
+                "the media engine failed on a participant's input; the leg is closed"
+            );
+            None
+        }
+    }
+}
+
 impl Sender {
     fn new(kind: MediaKind, track: TrackId, source: Option<LegKey>) -> Sender {
         Sender {
@@ -231,7 +248,12 @@ impl<E: MediaEngine> Shard<E> {
             }
             return;
         }
-        match slot.leg.handle_datagram(from, data, now) {
+        let handled = guarded(&slot.leg_id, || slot.leg.handle_datagram(from, data, now));
+        let Some(handled) = handled else {
+            self.drop_broken(key);
+            return;
+        };
+        match handled {
             Ok(()) => {
                 if by_ufrag.is_some() && !self.by_addr.contains_key(&from) {
                     self.by_addr.insert(from, key);
@@ -261,7 +283,15 @@ impl<E: MediaEngine> Shard<E> {
             }
             Command::Answer { key, sdp, reply } => {
                 let result = match self.legs.get_mut(&key) {
-                    Some(slot) => slot.leg.apply_answer(&sdp, now).map_err(RelayError::from),
+                    Some(slot) => {
+                        match guarded(&slot.leg_id, || slot.leg.apply_answer(&sdp, now)) {
+                            Some(r) => r.map_err(RelayError::from),
+                            None => {
+                                self.drop_broken(key);
+                                Err(RelayError::NoLeg)
+                            }
+                        }
+                    }
                     None => Err(RelayError::NoLeg),
                 };
                 if result.is_ok() {
@@ -281,8 +311,15 @@ impl<E: MediaEngine> Shard<E> {
             }
             Command::Candidate { key, candidate } => {
                 if let Some(slot) = self.legs.get_mut(&key) {
-                    if let Err(e) = slot.leg.add_remote_candidate(&candidate) {
-                        tracing::debug!(leg_id = %slot.leg_id, error = %e, "candidate refused");
+                    match guarded(&slot.leg_id, || slot.leg.add_remote_candidate(&candidate)) {
+                        Some(Err(e)) => {
+                            tracing::debug!(leg_id = %slot.leg_id, error = %e, "candidate refused")
+                        }
+                        Some(Ok(())) => {}
+                        None => {
+                            self.drop_broken(key);
+                            return;
+                        }
                     }
                     self.touched.push(key);
                 }
@@ -476,6 +513,33 @@ impl<E: MediaEngine> Shard<E> {
             .set(self.legs.len() as f64);
         tracing::debug!(shard = self.n, call_id, leg_id, "leg opened");
         Ok(sdp)
+    }
+
+    /// Forgets a leg the engine failed on, without touching it again.
+    fn drop_broken(&mut self, key: LegKey) {
+        let Some(slot) = self.legs.remove(&key) else {
+            return;
+        };
+        self.by_ufrag.remove(&slot.ufrag);
+        for addr in &slot.addrs {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if let Some(call) = self.calls.get_mut(&slot.call_id) {
+            call.legs.retain(|k| *k != key);
+            if call.legs.is_empty() {
+                self.calls.remove(&slot.call_id);
+            }
+        }
+        let _ = self.events.send(RelayEvent::Failed {
+            call_id: slot.call_id.clone(),
+            leg_id: slot.leg_id.clone(),
+            party: slot.party.clone(),
+        });
+        // Dropping a broken engine value may fail again; contain that too.
+        let leg_id = slot.leg_id.clone();
+        let _ = guarded(&leg_id, move || drop(slot));
     }
 
     fn close_leg(&mut self, key: LegKey) {
