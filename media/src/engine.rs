@@ -82,6 +82,20 @@ pub struct LegConfig {
     /// The host candidate the leg announces: the address its datagrams come
     /// from and go to.
     pub local: SocketAddr,
+    /// ICE-TCP (RFC 6544): the hub's passive candidate (where it accepts
+    /// connections), or a peer's active one (the address it connects from).
+    pub tcp: Option<TcpCandidate>,
+    /// Announce the UDP candidate (a peer on a network that blocks UDP does not).
+    pub udp: bool,
+}
+
+/// An ICE-TCP candidate of a leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpCandidate {
+    /// Accepts connections at this address (the hub).
+    Passive(SocketAddr),
+    /// Connects out from this address (a peer).
+    Active(std::net::IpAddr),
 }
 
 /// An RTP packet received and decrypted on a leg.
@@ -105,11 +119,12 @@ pub struct RtpOut {
     pub payload: Bytes,
 }
 
-/// A datagram to send.
+/// A datagram to send (over TCP: one RFC 4571 frame on the connection to `to`).
 #[derive(Clone, Debug)]
 pub struct Transmit {
     pub to: SocketAddr,
     pub data: Bytes,
+    pub tcp: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -188,6 +203,15 @@ pub trait Leg: Send {
     fn handle_datagram(
         &mut self,
         from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), EngineError>;
+    /// One RFC 4571 frame received on an ICE-TCP connection from `from`;
+    /// `local` is our end of it.
+    fn handle_tcp_frame(
+        &mut self,
+        from: SocketAddr,
+        local: SocketAddr,
         data: &[u8],
         now: Instant,
     ) -> Result<(), EngineError>;

@@ -9,8 +9,13 @@ pub mod peer;
 pub mod stun;
 pub mod webrtc_rs;
 
+/// RFC 4571 framing of ICE-TCP connections.
+pub mod tcp_framing {
+    pub use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
+}
+
 pub use engine::{
     EngineError, IceCreds, Leg, LegConfig, LegEvent, LegOutput, LegStats, MediaEngine, MediaKind,
-    Role, RtpIn, RtpOut, TrackId, Transmit,
+    Role, RtpIn, RtpOut, TcpCandidate, TrackId, Transmit,
 };
 pub use webrtc_rs::{legs_alive, RtcEngine, RtcLeg};

@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::engine::{EngineError, Leg, LegConfig, LegEvent, LegOutput, MediaEngine, MediaKind};
-use crate::engine::{Role, RtpOut};
+use crate::engine::{Role, RtpOut, TcpCandidate};
 use crate::generate::{vp8_packets, MediaLoop};
 use crate::webrtc_rs::RtcEngine;
 
@@ -48,6 +50,89 @@ pub fn offered_address(sdp: &str) -> Option<SocketAddr> {
     })
 }
 
+/// The hub's passive ICE-TCP candidate in an offer.
+pub fn offered_tcp_address(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines().find_map(|line| {
+        let c = line.trim().strip_prefix("a=candidate:")?;
+        let fields: Vec<&str> = c.split_whitespace().collect();
+        let passive = fields
+            .windows(2)
+            .any(|w| w[0] == "tcptype" && w[1] == "passive");
+        if fields.len() < 8 || !fields[2].eq_ignore_ascii_case("tcp") || !passive {
+            return None;
+        }
+        let ip: std::net::IpAddr = fields[4].parse().ok()?;
+        let port: u16 = fields[5].parse().ok()?;
+        Some(SocketAddr::new(ip, port))
+    })
+}
+
+/// How a simulated participant reaches the hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerTransport {
+    Udp,
+    /// ICE-TCP only, as on a network that blocks UDP.
+    Tcp,
+}
+
+/// The participant's end of the connection.
+enum Socket {
+    Udp(UdpSocket),
+    Tcp {
+        read: tokio::net::tcp::OwnedReadHalf,
+        write: tokio::net::tcp::OwnedWriteHalf,
+        hub: SocketAddr,
+        local: SocketAddr,
+        frames: TcpFrameDecoder,
+    },
+}
+
+impl Socket {
+    /// The next datagram (or frame), with who sent it and whether over TCP;
+    /// None when the connection closed.
+    async fn recv(&mut self, buf: &mut [u8]) -> Option<(Vec<u8>, SocketAddr, bool)> {
+        match self {
+            // A UDP socket's errors (an ICMP error from a previous send) are
+            // not the end of the connection.
+            Socket::Udp(s) => loop {
+                if let Ok((n, from)) = s.recv_from(buf).await {
+                    return Some((buf[..n].to_vec(), from, false));
+                }
+            },
+            Socket::Tcp {
+                read, hub, frames, ..
+            } => loop {
+                if let Some(frame) = frames.next_packet() {
+                    return Some((frame, *hub, true));
+                }
+                let n = read.read(buf).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                frames.extend_from_slice(&buf[..n]);
+            },
+        }
+    }
+
+    async fn send(&mut self, data: &[u8], to: SocketAddr) {
+        match self {
+            Socket::Udp(s) => {
+                let _ = s.send_to(data, to).await;
+            }
+            Socket::Tcp { write, .. } => {
+                let _ = write.write_all(&frame_packet(data)).await;
+            }
+        }
+    }
+
+    fn tcp_local(&self) -> Option<SocketAddr> {
+        match self {
+            Socket::Tcp { local, .. } => Some(*local),
+            Socket::Udp(_) => None,
+        }
+    }
+}
+
 /// Whether a VP8 RTP payload starts a frame (RFC 7741: S bit, partition 0).
 pub fn vp8_starts_frame(payload: &[u8]) -> bool {
     payload
@@ -72,23 +157,64 @@ impl Peer {
     /// Answers the hub's offer from a fresh socket and starts driving the
     /// connection. Media is sent only after [`Peer::send_media`]`(true)`.
     pub async fn answer(offer: &str, media: Option<Arc<MediaLoop>>) -> Result<Peer, EngineError> {
-        let hub = offered_address(offer)
-            .ok_or_else(|| EngineError::Sdp("the offer has no UDP candidate".into()))?;
-        let any = if hub.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        Peer::answer_over(offer, media, PeerTransport::Udp).await
+    }
+
+    /// Like [`Peer::answer`], over UDP or, as on a network that blocks UDP,
+    /// over ICE-TCP only (a connection to the hub's passive candidate).
+    pub async fn answer_over(
+        offer: &str,
+        media: Option<Arc<MediaLoop>>,
+        transport: PeerTransport,
+    ) -> Result<Peer, EngineError> {
         let io = |e: std::io::Error| EngineError::Engine(e.to_string());
-        let socket = UdpSocket::bind(any).await.map_err(io)?;
-        // Connected to the hub, the socket knows which of our addresses it uses.
-        socket.connect(hub).await.map_err(io)?;
-        let local = socket.local_addr().map_err(io)?;
+        let (socket, config) = match transport {
+            PeerTransport::Udp => {
+                let hub = offered_address(offer)
+                    .ok_or_else(|| EngineError::Sdp("the offer has no UDP candidate".into()))?;
+                let any = if hub.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                let socket = UdpSocket::bind(any).await.map_err(io)?;
+                // Connected to the hub, the socket knows which of our addresses it uses.
+                socket.connect(hub).await.map_err(io)?;
+                let local = socket.local_addr().map_err(io)?;
+                let config = LegConfig {
+                    role: Role::Peer,
+                    ice: None,
+                    local,
+                    tcp: None,
+                    udp: true,
+                };
+                (Socket::Udp(socket), config)
+            }
+            PeerTransport::Tcp => {
+                let hub = offered_tcp_address(offer).ok_or_else(|| {
+                    EngineError::Sdp("the offer has no passive TCP candidate".into())
+                })?;
+                let stream = TcpStream::connect(hub).await.map_err(io)?;
+                stream.set_nodelay(true).map_err(io)?;
+                let local = stream.local_addr().map_err(io)?;
+                let config = LegConfig {
+                    role: Role::Peer,
+                    ice: None,
+                    local,
+                    tcp: Some(TcpCandidate::Active(local.ip())),
+                    udp: false,
+                };
+                let (read, write) = stream.into_split();
+                (
+                    Socket::Tcp {
+                        read,
+                        write,
+                        hub,
+                        local,
+                        frames: TcpFrameDecoder::new(),
+                    },
+                    config,
+                )
+            }
+        };
         let now = Instant::now();
-        let mut leg = RtcEngine.new_leg(
-            &LegConfig {
-                role: Role::Peer,
-                ice: None,
-                local,
-            },
-            now,
-        )?;
+        let mut leg = RtcEngine.new_leg(&config, now)?;
         let audio = leg.add_sender(MediaKind::Audio, "peer")?;
         let video = leg.add_sender(MediaKind::Video, "peer")?;
         let answer = leg.accept_offer(offer, now)?;
@@ -170,7 +296,7 @@ impl Drop for Peer {
 
 struct Driver<L: Leg> {
     leg: L,
-    socket: UdpSocket,
+    socket: Socket,
     audio: crate::engine::TrackId,
     video: crate::engine::TrackId,
     media: Option<Arc<MediaLoop>>,
@@ -211,15 +337,18 @@ impl<L: Leg> Driver<L> {
                 Some((offer, reply)) = self.offers.recv() => {
                     let _ = reply.send(self.leg.accept_offer(&offer, Instant::now()));
                 }
-                received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = received {
-                        let loss = self.loss.load(Ordering::Relaxed);
-                        let dropped = loss > 0
-                            && is_rtp(&buf[..n])
-                            && rand::random::<u8>() % 100 < loss;
-                        if !dropped {
-                            let _ = self.leg.handle_datagram(from, &buf[..n], Instant::now());
-                        }
+                received = self.socket.recv(&mut buf) => {
+                    let Some((data, from, tcp)) = received else { break };
+                    let loss = self.loss.load(Ordering::Relaxed);
+                    let dropped = loss > 0
+                        && is_rtp(&data)
+                        && rand::random::<u8>() % 100 < loss;
+                    if !dropped {
+                        let now = Instant::now();
+                        let _ = match (tcp, self.socket.tcp_local()) {
+                            (true, Some(local)) => self.leg.handle_tcp_frame(from, local, &data, now),
+                            _ => self.leg.handle_datagram(from, &data, now),
+                        };
                     }
                 }
                 () = tokio::time::sleep_until(timeout.into()) => self.leg.handle_timeout(Instant::now()),
@@ -262,9 +391,7 @@ impl<L: Leg> Driver<L> {
             let mut failed = false;
             while let Some(out) = self.leg.poll() {
                 match out {
-                    LegOutput::Transmit(t) => {
-                        let _ = self.socket.send_to(&t.data, t.to).await;
-                    }
+                    LegOutput::Transmit(t) => self.socket.send(&t.data, t.to).await,
                     LegOutput::Event(LegEvent::Connected { setup }) => {
                         report.connected = true;
                         report.setup_ms = Some(setup.as_millis() as u64);
@@ -299,7 +426,7 @@ impl<L: Leg> Driver<L> {
         self.leg.close(Instant::now());
         while let Some(out) = self.leg.poll() {
             if let LegOutput::Transmit(t) = out {
-                let _ = self.socket.send_to(&t.data, t.to).await;
+                self.socket.send(&t.data, t.to).await;
             }
         }
         self.report.send_replace(report);

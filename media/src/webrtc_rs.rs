@@ -41,9 +41,11 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use rtc::ice::tcp_type::TcpType;
+
 use crate::engine::{
     EngineError, Leg, LegConfig, LegEvent, LegOutput, LegStats, MediaEngine, MediaKind, Role,
-    RtpIn, RtpOut, TrackId, Transmit,
+    RtpIn, RtpOut, TcpCandidate, TrackId, Transmit,
 };
 
 /// Payload types the hub offers: Opus and VP8, one codec per kind, so a
@@ -276,20 +278,43 @@ impl RtcLeg {
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(engine_err)?;
-        let host = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: config.local.ip().to_string(),
-                port: config.local.port(),
-                component: 1,
+        if config.udp {
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: config.local.ip().to_string(),
+                    port: config.local.port(),
+                    component: 1,
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
-            ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(engine_err)?;
+            let init = RTCIceCandidate::from(&host).to_json().map_err(engine_err)?;
+            pc.add_local_candidate(init).map_err(engine_err)?;
         }
-        .new_candidate_host()
-        .map_err(engine_err)?;
-        let init = RTCIceCandidate::from(&host).to_json().map_err(engine_err)?;
-        pc.add_local_candidate(init).map_err(engine_err)?;
+        if let Some(tcp) = config.tcp {
+            let (address, port, tcp_type) = match tcp {
+                TcpCandidate::Passive(addr) => (addr.ip(), addr.port(), TcpType::Passive),
+                // Active candidates do not listen: port 9 by convention (RFC 6544 §4.5).
+                TcpCandidate::Active(ip) => (ip, 9, TcpType::Active),
+            };
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "tcp".to_owned(),
+                    address: address.to_string(),
+                    port,
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type,
+            }
+            .new_candidate_host()
+            .map_err(engine_err)?;
+            let init = RTCIceCandidate::from(&host).to_json().map_err(engine_err)?;
+            pc.add_local_candidate(init).map_err(engine_err)?;
+        }
         pc.add_local_candidate(RTCIceCandidateInit::default())
             .map_err(engine_err)?;
         LIVE_LEGS.fetch_add(1, Ordering::Relaxed);
@@ -326,6 +351,7 @@ impl RtcLeg {
         while let Some(w) = self.pc.poll_write() {
             self.out.push_back(LegOutput::Transmit(Transmit {
                 to: w.transport.peer_addr,
+                tcp: w.transport.transport_protocol == TransportProtocol::TCP,
                 data: w.message.freeze(),
             }));
         }
@@ -554,6 +580,30 @@ impl Leg for RtcLeg {
                 peer_addr: from,
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        });
+        self.pump();
+        result.map_err(engine_err)
+    }
+
+    fn handle_tcp_frame(
+        &mut self,
+        from: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), EngineError> {
+        if self.closed {
+            return Err(EngineError::Closed);
+        }
+        let result = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::TCP,
             },
             message: BytesMut::from(data),
         });

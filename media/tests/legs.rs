@@ -26,6 +26,8 @@ impl End {
             role,
             ice: (role == Role::Hub).then(|| IceCreds::random("h0")),
             local: socket.local_addr().unwrap(),
+            tcp: None,
+            udp: true,
         };
         let leg = RtcEngine.new_leg(&config, Instant::now()).unwrap();
         End {

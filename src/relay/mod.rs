@@ -192,6 +192,12 @@ enum Command {
         call_id: String,
         reply: oneshot::Sender<Vec<LegQuality>>,
     },
+    /// An ICE-TCP connection whose first check names a leg of this shard;
+    /// `buffered` is what was read from it so far.
+    Tcp {
+        stream: std::net::TcpStream,
+        buffered: Vec<u8>,
+    },
 }
 
 struct Directory {
@@ -201,6 +207,91 @@ struct Directory {
     /// Legs per shard, to place new calls.
     load: Vec<usize>,
     next_key: LegKey,
+}
+
+/// The ICE-TCP listener: on the relay's UDP port number where it is free
+/// (TCP and UDP ports are separate), else any port. None without a runtime
+/// to serve it or when it cannot listen (logged; UDP and TURN still work).
+fn tcp_listener(ip: IpAddr, port: u16) -> Option<tokio::net::TcpListener> {
+    tokio::runtime::Handle::try_current().ok()?;
+    let bind = |port| {
+        let listener = std::net::TcpListener::bind(SocketAddr::new(ip, port))?;
+        listener.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(listener)
+    };
+    match bind(port).or_else(|_| bind(0)) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "no ICE-TCP listener");
+            None
+        }
+    }
+}
+
+/// Largest first frame read before a connection names its leg.
+const TCP_FIRST_BYTES: usize = 4096;
+/// A connection that names no leg in this time is closed.
+const TCP_FIRST_WAIT: Duration = Duration::from_secs(5);
+
+/// Accepts ICE-TCP connections and hands each to the shard of the leg its
+/// first connectivity check names (RFC 6544, RFC 4571 framing).
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    ufrags: Arc<Mutex<HashMap<String, usize>>>,
+    shards: Arc<Vec<mpsc::UnboundedSender<Command>>>,
+) {
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "ICE-TCP accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ufrags = ufrags.clone();
+        let shards = shards.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buffered = Vec::new();
+            let mut buf = [0u8; 1024];
+            let named = tokio::time::timeout(TCP_FIRST_WAIT, async {
+                loop {
+                    if buffered.len() >= 2 {
+                        let len = u16::from_be_bytes([buffered[0], buffered[1]]) as usize;
+                        if buffered.len() >= 2 + len {
+                            let ufrag =
+                                etahoiva_media::stun::receiver_ufrag(&buffered[2..2 + len])?;
+                            return ufrags
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(ufrag)
+                                .copied();
+                        }
+                    }
+                    if buffered.len() > TCP_FIRST_BYTES {
+                        return None;
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return None,
+                        Ok(n) => buffered.extend_from_slice(&buf[..n]),
+                    }
+                }
+            })
+            .await;
+            let Ok(Some(shard)) = named else {
+                metrics::counter!("etahoiva_relay_dropped_unknown_total").increment(1);
+                tracing::debug!(%peer, "ICE-TCP connection for no leg closed");
+                return;
+            };
+            let Ok(stream) = stream.into_std() else {
+                return;
+            };
+            if let Some(tx) = shards.get(shard) {
+                let _ = tx.send(Command::Tcp { stream, buffered });
+            }
+        });
+    }
 }
 
 /// Receive and send buffers of a shard's socket: a burst of a few hundred
@@ -305,6 +396,7 @@ impl RelayCounters {
 /// The relay's handle (cheap to clone).
 #[derive(Clone)]
 pub struct Relay {
+    tcp: Option<SocketAddr>,
     shards: Arc<Vec<mpsc::UnboundedSender<Command>>>,
     addrs: Arc<Vec<SocketAddr>>,
     directory: Arc<Mutex<Directory>>,
@@ -326,6 +418,9 @@ impl Relay {
     ) -> Result<Relay, RelayError> {
         let (events, _) = broadcast::channel(1024);
         let counters = Arc::new(RelayCounters::default());
+        let ufrags: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let mut tcp = None;
+        let mut tcp_public = None;
         let count = settings.shards.clamp(1, 8);
         let mut shards = Vec::with_capacity(count);
         let mut addrs = Vec::with_capacity(count);
@@ -347,21 +442,37 @@ impl Relay {
                 .map_err(|source| RelayError::Bind { addr: bind, source })?;
             let public = SocketAddr::new(announced, local.port());
             let (tx, rx) = mpsc::unbounded_channel();
+            if n == 0 {
+                tcp = tcp_listener(settings.bind.ip(), local.port());
+                tcp_public = tcp
+                    .as_ref()
+                    .and_then(|l| l.local_addr().ok())
+                    .map(|a| SocketAddr::new(announced, a.port()));
+            }
             shard::spawn(
                 n,
                 engine.clone(),
                 socket,
                 public,
-                rx,
-                events.clone(),
-                counters.clone(),
+                shard::Wiring {
+                    commands: rx,
+                    events: events.clone(),
+                    counters: counters.clone(),
+                    ufrags: ufrags.clone(),
+                    tcp_public,
+                },
             );
             shards.push(tx);
             addrs.push(public);
         }
-        tracing::info!(engine = engine.name(), shards = count, addrs = ?addrs, "relay started");
+        let shards = Arc::new(shards);
+        if let Some(listener) = tcp {
+            tokio::spawn(accept_tcp(listener, ufrags.clone(), shards.clone()));
+        }
+        tracing::info!(engine = engine.name(), shards = count, addrs = ?addrs, tcp = ?tcp_public, "relay started");
         Ok(Relay {
-            shards: Arc::new(shards),
+            tcp: tcp_public,
+            shards,
             addrs: Arc::new(addrs),
             directory: Arc::new(Mutex::new(Directory {
                 legs: HashMap::new(),
@@ -382,6 +493,11 @@ impl Relay {
 
     pub fn engine(&self) -> &'static str {
         self.engine
+    }
+
+    /// The passive ICE-TCP address every leg announces, if listening.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
     }
 
     /// The media addresses participants reach, one per shard.
@@ -674,6 +790,72 @@ mod tests {
         relay.close_call("c-2");
         relay.close_call("c-1");
         assert_eq!(relay.open_legs(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_participant_without_udp_reaches_the_relay_over_ice_tcp() {
+        use etahoiva_media::peer::{Peer, PeerTransport};
+        let relay = start();
+        let tcp = relay.tcp_addr().expect("ICE-TCP listener");
+        let a = relay
+            .open_leg("c", Party::Terminal("d".into()))
+            .await
+            .expect("offer");
+        assert!(
+            a.sdp.contains(&format!(
+                "{} {} typ host tcptype passive",
+                tcp.ip(),
+                tcp.port()
+            )),
+            "the offer announces the passive candidate: {}",
+            a.sdp
+        );
+        let b = relay
+            .open_leg("c", Party::Staff("n".into()))
+            .await
+            .expect("offer");
+        let media = std::sync::Arc::new(
+            etahoiva_media::generate::MediaLoop::encode(160, 120, 10, 5, 30, 20).expect("media"),
+        );
+        let udp = Peer::answer(&a.sdp, Some(media.clone()))
+            .await
+            .expect("udp peer");
+        let over_tcp = Peer::answer_over(&b.sdp, Some(media), PeerTransport::Tcp)
+            .await
+            .expect("tcp peer");
+        assert!(!over_tcp.answer_sdp().contains(" udp "), "no UDP candidate");
+        relay
+            .answer(&a.leg_id, udp.answer_sdp())
+            .await
+            .expect("answer a");
+        relay
+            .answer(&b.leg_id, over_tcp.answer_sdp())
+            .await
+            .expect("answer b");
+        relay.open_gate("c");
+        udp.send_media(true);
+        over_tcp.send_media(true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while over_tcp.report().video_frames_in < 5 || udp.report().video_frames_in < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "media both ways: tcp {:?} udp {:?}",
+                over_tcp.report(),
+                udp.report()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A connection whose first frame names no leg is closed.
+        let mut stray = tokio::net::TcpStream::connect(tcp).await.expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stray.write_all(&[0, 4, 1, 2, 3, 4]).await.expect("write");
+        let mut buf = [0u8; 8];
+        let closed = tokio::time::timeout(Duration::from_secs(8), stray.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "closed: {closed:?}"
+        );
+        relay.close_call("c");
     }
 
     #[test]

@@ -3,12 +3,15 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use etahoiva_media::tcp_framing::{frame_packet, TcpFrameDecoder};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use etahoiva_media::{
-    stun, Leg, LegConfig, LegEvent, LegOutput, MediaEngine, MediaKind, Role, RtpOut, TrackId,
+    stun, Leg, LegConfig, LegEvent, LegOutput, MediaEngine, MediaKind, Role, RtpOut, TcpCandidate,
+    TrackId,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
@@ -46,13 +49,14 @@ struct Slot<L> {
     /// Connectivity checks that came before the answer (the peer starts
     /// checking as soon as it answered): replayed once it is applied,
     /// instead of waiting for the peer to retransmit them.
-    early: Vec<(SocketAddr, Bytes)>,
+    early: Vec<(SocketAddr, Bytes, bool)>,
     /// What this participant's downlink carries, and whether it gets video.
     downlink: Downlink,
     /// The last REMB sent to this participant as a source, and when.
     remb_sent: Option<(u64, Instant)>,
     ufrag: String,
-    addrs: Vec<SocketAddr>,
+    /// Where the participant was reached from (address, over TCP).
+    addrs: Vec<(SocketAddr, bool)>,
     connected: bool,
     timeout: Option<Instant>,
 }
@@ -80,13 +84,30 @@ struct Shard<E: MediaEngine> {
     legs: HashMap<LegKey, Slot<E::Leg>>,
     calls: HashMap<String, CallLegs>,
     by_addr: HashMap<SocketAddr, LegKey>,
+    /// ICE-TCP connections' remote addresses.
+    by_tcp: HashMap<SocketAddr, LegKey>,
     by_ufrag: HashMap<String, LegKey>,
+    /// Every shard's legs by ufrag, for the ICE-TCP listener.
+    ufrags: Arc<Mutex<HashMap<String, usize>>>,
+    /// The passive ICE-TCP candidate every leg announces.
+    tcp_public: Option<SocketAddr>,
+    tcp_in: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+    tcp_out: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
     events: broadcast::Sender<RelayEvent>,
     touched: Vec<LegKey>,
-    outbox: Vec<(SocketAddr, Bytes)>,
+    outbox: Vec<(SocketAddr, Bytes, bool)>,
     counters: Arc<RelayCounters>,
     /// Packets forwarded since the last flush.
     forwarded: u64,
+}
+
+/// What a shard shares with the rest of the relay.
+pub(super) struct Wiring {
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub events: broadcast::Sender<RelayEvent>,
+    pub counters: Arc<RelayCounters>,
+    pub ufrags: Arc<Mutex<HashMap<String, usize>>>,
+    pub tcp_public: Option<SocketAddr>,
 }
 
 pub(super) fn spawn<E: MediaEngine + Clone>(
@@ -94,10 +115,15 @@ pub(super) fn spawn<E: MediaEngine + Clone>(
     engine: E,
     socket: std::net::UdpSocket,
     public: SocketAddr,
-    commands: mpsc::UnboundedReceiver<Command>,
-    events: broadcast::Sender<RelayEvent>,
-    counters: Arc<RelayCounters>,
+    wiring: Wiring,
 ) {
+    let Wiring {
+        commands,
+        events,
+        counters,
+        ufrags,
+        tcp_public,
+    } = wiring;
     let spawned = std::thread::Builder::new()
         .name(format!("relay-{n}"))
         .spawn(move || {
@@ -119,7 +145,13 @@ pub(super) fn spawn<E: MediaEngine + Clone>(
                         return;
                     }
                 };
+                let (tcp_in, tcp_rx) = mpsc::unbounded_channel();
                 let shard = Shard {
+                    by_tcp: HashMap::new(),
+                    ufrags,
+                    tcp_public,
+                    tcp_in,
+                    tcp_out: HashMap::new(),
                     n,
                     engine,
                     socket,
@@ -134,12 +166,16 @@ pub(super) fn spawn<E: MediaEngine + Clone>(
                     counters,
                     forwarded: 0,
                 };
-                shard.run(commands).await;
+                shard.run(commands, tcp_rx).await;
             });
         });
     if let Err(e) = spawned {
         tracing::error!(shard = n, error = %e, "relay shard thread");
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs an engine call on input from a participant. The engine returns
@@ -171,7 +207,11 @@ impl Sender {
 }
 
 impl<E: MediaEngine> Shard<E> {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut tcp_frames: mpsc::UnboundedReceiver<(SocketAddr, Vec<u8>)>,
+    ) {
         let mut buf = vec![0u8; 2048];
         loop {
             let next = self.legs.values().filter_map(|s| s.timeout).min();
@@ -186,6 +226,15 @@ impl<E: MediaEngine> Shard<E> {
                     Some(c) => self.command(c),
                     None => break,
                 },
+                Some((peer, frame)) = tcp_frames.recv() => {
+                    if frame.is_empty() {
+                        self.tcp_closed(peer);
+                    } else {
+                        let now = Instant::now();
+                        arrived = Some(now);
+                        self.receive(peer, &frame, true, now);
+                    }
+                }
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((len, from)) = received {
                         let now = Instant::now();
@@ -234,8 +283,15 @@ impl<E: MediaEngine> Shard<E> {
     }
 
     fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        self.receive(from, data, false, now);
+    }
+
+    /// A datagram, or an ICE-TCP frame, from `from`: to its leg, found by
+    /// the STUN ufrag or by the address the leg was reached from.
+    fn receive(&mut self, from: SocketAddr, data: &[u8], tcp: bool, now: Instant) {
         let by_ufrag = stun::receiver_ufrag(data).and_then(|u| self.by_ufrag.get(u).copied());
-        let Some(key) = by_ufrag.or_else(|| self.by_addr.get(&from).copied()) else {
+        let known = if tcp { &self.by_tcp } else { &self.by_addr };
+        let Some(key) = by_ufrag.or_else(|| known.get(&from).copied()) else {
             metrics::counter!("etahoiva_relay_dropped_unknown_total").increment(1);
             return;
         };
@@ -244,20 +300,29 @@ impl<E: MediaEngine> Shard<E> {
         };
         if !slot.answered && by_ufrag.is_some() {
             if slot.early.len() < EARLY_CHECKS {
-                slot.early.push((from, Bytes::copy_from_slice(data)));
+                slot.early.push((from, Bytes::copy_from_slice(data), tcp));
             }
             return;
         }
-        let handled = guarded(&slot.leg_id, || slot.leg.handle_datagram(from, data, now));
+        let tcp_local = self.tcp_public;
+        let handled = guarded(&slot.leg_id, || match (tcp, tcp_local) {
+            (true, Some(local)) => slot.leg.handle_tcp_frame(from, local, data, now),
+            _ => slot.leg.handle_datagram(from, data, now),
+        });
         let Some(handled) = handled else {
             self.drop_broken(key);
             return;
         };
         match handled {
             Ok(()) => {
-                if by_ufrag.is_some() && !self.by_addr.contains_key(&from) {
-                    self.by_addr.insert(from, key);
-                    slot.addrs.push(from);
+                let known = if tcp {
+                    &mut self.by_tcp
+                } else {
+                    &mut self.by_addr
+                };
+                if by_ufrag.is_some() && !known.contains_key(&from) {
+                    known.insert(from, key);
+                    slot.addrs.push((from, tcp));
                 }
             }
             Err(e) => {
@@ -266,6 +331,60 @@ impl<E: MediaEngine> Shard<E> {
             }
         }
         self.touched.push(key);
+    }
+
+    /// An ICE-TCP connection the listener routed here by its first check.
+    fn tcp_connection(&mut self, stream: std::net::TcpStream, buffered: Vec<u8>) {
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "ICE-TCP connection lost");
+                return;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut read, mut write) = stream.into_split();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        self.tcp_out.insert(peer, out_tx);
+        let frames_in = self.tcp_in.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut frames = TcpFrameDecoder::new();
+            frames.extend_from_slice(&buffered);
+            let mut buf = vec![0u8; 4096];
+            loop {
+                while let Some(frame) = frames.next_packet() {
+                    if frame.is_empty() {
+                        continue;
+                    }
+                    if frames_in.send((peer, frame)).is_err() {
+                        return;
+                    }
+                }
+                match read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => frames.extend_from_slice(&buf[..n]),
+                }
+            }
+            // An empty frame says the connection closed.
+            let _ = frames_in.send((peer, Vec::new()));
+        });
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Some(data) = out_rx.recv().await {
+                if write.write_all(&frame_packet(&data)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn tcp_closed(&mut self, peer: SocketAddr) {
+        self.tcp_out.remove(&peer);
+        self.by_tcp.remove(&peer);
     }
 
     fn command(&mut self, command: Command) {
@@ -302,8 +421,8 @@ impl<E: MediaEngine> Shard<E> {
                         }
                         None => Vec::new(),
                     };
-                    for (from, data) in early {
-                        self.datagram(from, &data, now);
+                    for (from, data, tcp) in early {
+                        self.receive(from, &data, tcp, now);
                     }
                 }
                 self.touched.push(key);
@@ -333,7 +452,12 @@ impl<E: MediaEngine> Shard<E> {
                             let ufrag = slot.leg.ufrag().to_string();
                             if ufrag != slot.ufrag {
                                 self.by_ufrag.remove(&slot.ufrag);
+                                lock(&self.ufrags).remove(&slot.ufrag);
                                 self.by_ufrag.insert(ufrag.clone(), key);
+                                lock(&self.ufrags).insert(ufrag.clone(), self.n);
+                                let mut all = lock(&self.ufrags);
+                                all.remove(&slot.ufrag);
+                                all.insert(ufrag.clone(), self.n);
                                 slot.ufrag = ufrag;
                             }
                             Ok(sdp)
@@ -369,6 +493,7 @@ impl<E: MediaEngine> Shard<E> {
                 }
                 self.calls.remove(&call_id);
             }
+            Command::Tcp { stream, buffered } => self.tcp_connection(stream, buffered),
             Command::Quality { call_id, reply } => {
                 let legs = self
                     .calls
@@ -411,6 +536,8 @@ impl<E: MediaEngine> Shard<E> {
             role: Role::Hub,
             ice: None,
             local: self.public,
+            tcp: self.tcp_public.map(TcpCandidate::Passive),
+            udp: true,
         };
         let mut leg = self.engine.new_leg(&config, now)?;
         let existing: Vec<(LegKey, String)> = self
@@ -440,6 +567,7 @@ impl<E: MediaEngine> Shard<E> {
         let sdp = leg.create_offer(false, now)?;
         let ufrag = leg.ufrag().to_string();
         self.by_ufrag.insert(ufrag.clone(), key);
+        lock(&self.ufrags).insert(ufrag.clone(), self.n);
         self.calls
             .entry(call_id.to_string())
             .or_default()
@@ -521,9 +649,15 @@ impl<E: MediaEngine> Shard<E> {
             return;
         };
         self.by_ufrag.remove(&slot.ufrag);
-        for addr in &slot.addrs {
-            if self.by_addr.get(addr) == Some(&key) {
-                self.by_addr.remove(addr);
+        lock(&self.ufrags).remove(&slot.ufrag);
+        for (addr, tcp) in &slot.addrs {
+            let known = if *tcp {
+                &mut self.by_tcp
+            } else {
+                &mut self.by_addr
+            };
+            if known.get(addr) == Some(&key) {
+                known.remove(addr);
             }
         }
         if let Some(call) = self.calls.get_mut(&slot.call_id) {
@@ -550,13 +684,19 @@ impl<E: MediaEngine> Shard<E> {
         slot.leg.close(now);
         while let Some(out) = slot.leg.poll() {
             if let LegOutput::Transmit(t) = out {
-                self.outbox.push((t.to, t.data));
+                self.outbox.push((t.to, t.data, t.tcp));
             }
         }
         self.by_ufrag.remove(&slot.ufrag);
-        for addr in &slot.addrs {
-            if self.by_addr.get(addr) == Some(&key) {
-                self.by_addr.remove(addr);
+        lock(&self.ufrags).remove(&slot.ufrag);
+        for (addr, tcp) in &slot.addrs {
+            let known = if *tcp {
+                &mut self.by_tcp
+            } else {
+                &mut self.by_addr
+            };
+            if known.get(addr) == Some(&key) {
+                known.remove(addr);
             }
         }
         if let Some(call) = self.calls.get_mut(&slot.call_id) {
@@ -619,7 +759,7 @@ impl<E: MediaEngine> Shard<E> {
                     break;
                 };
                 match out {
-                    LegOutput::Transmit(t) => self.outbox.push((t.to, t.data)),
+                    LegOutput::Transmit(t) => self.outbox.push((t.to, t.data, t.tcp)),
                     LegOutput::Event(event) => self.event(key, event),
                 }
             }
@@ -825,7 +965,13 @@ impl<E: MediaEngine> Shard<E> {
     }
 
     async fn flush(&mut self) {
-        for (to, data) in self.outbox.drain(..) {
+        for (to, data, tcp) in self.outbox.drain(..) {
+            if tcp {
+                if let Some(out) = self.tcp_out.get(&to) {
+                    let _ = out.send(data.to_vec());
+                }
+                continue;
+            }
             match self.socket.try_send_to(&data, to) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
