@@ -638,6 +638,30 @@ async fn a_patrol_brings_a_doctor_into_the_call_who_sees_both_and_leaves() {
         "the client's picture keeps coming after the doctor left"
     );
     assert!(edge.kiosk_state(&kiosk).await["call"]["state"] == "answered");
+    // The call's record says who took part, and that the doctor left.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let calls = alert(&w, &w.pekka, &id).await["calls"].clone();
+            let people = calls[0]["participants"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let role = |r: &str| {
+                people
+                    .iter()
+                    .find(|p| p["role"] == r)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            people.len() == 3
+                && role("client")["display_name"] == "Aino"
+                && role("caller")["left_at"].is_null()
+                && role("guest")["left_at"].is_i64()
+        })
+        .await,
+        "participants on record: {}",
+        alert(&w, &w.pekka, &id).await["calls"]
+    );
     let audit = call(&w, "GET", &w.admin, "/api/v1/audit?limit=200", None)
         .await
         .1;

@@ -667,7 +667,44 @@ async fn alarms(store: &Store) {
             .expect("late"),
         "an ended call stays ended"
     );
+    // Who took part: a join while already in the call is not a second one;
+    // leaving and joining again is.
+    for (who, role, at) in [
+        ("dev-1", "client", 2_000),
+        ("nurse-1", "caller", 3_000),
+        ("nurse-1", "caller", 3_500),
+    ] {
+        store
+            .call_joined("alarm-call-1", who, role, "Name", now + at)
+            .await
+            .expect("joined");
+    }
+    store
+        .call_left("alarm-call-1", "nurse-1", now + 30_000)
+        .await
+        .expect("left");
+    store
+        .call_joined("alarm-call-1", "nurse-1", "caller", "Name", now + 40_000)
+        .await
+        .expect("joined again");
+    store
+        .call_joined("no-such-call", "x", "guest", "X", now)
+        .await
+        .expect("a call that does not exist records nobody");
     let calls = store.calls_of_alert(&alert_id).await.expect("calls");
+    let people: Vec<(&str, Option<i64>)> = calls[0]
+        .participants
+        .iter()
+        .map(|p| (p.participant.as_str(), p.left_at))
+        .collect();
+    assert_eq!(
+        people,
+        [
+            ("dev-1", None),
+            ("nurse-1", Some(now + 30_000)),
+            ("nurse-1", None)
+        ]
+    );
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].answered_at, Some(now + 1_000));
     assert_eq!(calls[0].ended_at, Some(now + 60_000));

@@ -183,6 +183,7 @@ pub fn spawn_relay_events(state: AppState) {
                 RelayEvent::Connected { call_id, .. } => Some(call_id.clone()),
                 _ => None,
             };
+            record_participation(&state, &event).await;
             match event {
                 RelayEvent::Connected {
                     call_id,
@@ -646,6 +647,68 @@ pub async fn invite(
     Ok(())
 }
 
+/// Keeps who took part in each call on record: a participant joins when
+/// their media connects and leaves when their leg closes.
+async fn record_participation(state: &AppState, event: &RelayEvent) {
+    let (call_id, party, joined) = match event {
+        RelayEvent::Connected { call_id, party, .. } => (call_id, party, true),
+        RelayEvent::Left { call_id, party, .. } => (call_id, party, false),
+        _ => return,
+    };
+    let now = now_ms();
+    let id = match party {
+        Party::Staff(u) | Party::Terminal(u) => u.as_str(),
+    };
+    let result = if joined {
+        let Ok(call) = state.store.get_call(call_id).await else {
+            return;
+        };
+        let (role, name) = participant_of(state, &call, party).await;
+        state.store.call_joined(call_id, id, role, &name, now).await
+    } else {
+        state.store.call_left(call_id, id, now).await
+    };
+    if let Err(e) = result {
+        tracing::warn!(call_id, error = %e, "call participation not recorded");
+    }
+}
+
+/// A party's role in a call and the name the others see.
+async fn participant_of(
+    state: &AppState,
+    call: &crate::store::calls::CallRecord,
+    party: &Party,
+) -> (&'static str, String) {
+    match party {
+        Party::Terminal(_) => {
+            let name = match &call.client_id {
+                Some(id) => state
+                    .store
+                    .get_client(id)
+                    .await
+                    .map(|c| crate::schedule::notify::first_name(&c.name))
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            ("client", name)
+        }
+        Party::Staff(user) => {
+            let name = state
+                .store
+                .get_user(user)
+                .await
+                .map(|u| u.display_name)
+                .unwrap_or_default();
+            let role = if call.caller_id.as_deref() == Some(user.as_str()) {
+                "caller"
+            } else {
+                "guest"
+            };
+            (role, name)
+        }
+    }
+}
+
 /// Tells everybody in the call who is in it.
 pub async fn publish_participants(state: &AppState, call_id: &str) {
     let Ok(call) = state.store.get_call(call_id).await else {
@@ -653,34 +716,7 @@ pub async fn publish_participants(state: &AppState, call_id: &str) {
     };
     let mut participants = Vec::new();
     for (leg_id, party) in state.relay.legs_of(call_id) {
-        let (role, name) = match &party {
-            Party::Terminal(_) => {
-                let name = match &call.client_id {
-                    Some(id) => state
-                        .store
-                        .get_client(id)
-                        .await
-                        .map(|c| crate::schedule::notify::first_name(&c.name))
-                        .unwrap_or_default(),
-                    None => String::new(),
-                };
-                ("client", name)
-            }
-            Party::Staff(user) => {
-                let name = state
-                    .store
-                    .get_user(user)
-                    .await
-                    .map(|u| u.display_name)
-                    .unwrap_or_default();
-                let role = if call.caller_id.as_deref() == Some(user.as_str()) {
-                    "caller"
-                } else {
-                    "guest"
-                };
-                (role, name)
-            }
-        };
+        let (role, name) = participant_of(state, &call, &party).await;
         participants.push(Participant { leg_id, role, name });
     }
     participants.sort_by(|a, b| a.leg_id.cmp(&b.leg_id));

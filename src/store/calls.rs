@@ -26,6 +26,22 @@ pub struct CallRecord {
     pub ended_at: Option<i64>,
     /// `declined`, `busy`, `ended`, `preempted`.
     pub end_reason: Option<String>,
+    /// Who took part: the client's terminal, the caller, invited guests.
+    #[sqlx(skip)]
+    #[serde(default)]
+    pub participants: Vec<CallParticipant>,
+}
+
+/// A participant of a call as recorded.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct CallParticipant {
+    /// A user id, or the terminal's device id.
+    pub participant: String,
+    /// `client`, `caller` or `guest`.
+    pub role: String,
+    pub display_name: String,
+    pub joined_at: i64,
+    pub left_at: Option<i64>,
 }
 
 /// A call being offered.
@@ -102,15 +118,77 @@ impl Store {
     pub async fn calls_of_visit(&self, visit_id: &str) -> StoreResult<Vec<CallRecord>> {
         let sql =
             format!("SELECT {CALL_COLUMNS} FROM calls WHERE visit_id = $1 ORDER BY offered_at, id");
-        with_pool!(self, pool => sqlx::query_as::<_, CallRecord>(&sql).bind(visit_id).fetch_all(pool).await)
-            .map_err(|e| StoreError::from_sqlx(e, "call"))
+        let calls = with_pool!(self, pool => sqlx::query_as::<_, CallRecord>(&sql).bind(visit_id).fetch_all(pool).await)
+            .map_err(|e| StoreError::from_sqlx(e, "call"))?;
+        self.with_participants(calls).await
     }
 
     pub async fn calls_of_alert(&self, alert_id: &str) -> StoreResult<Vec<CallRecord>> {
         let sql =
             format!("SELECT {CALL_COLUMNS} FROM calls WHERE alert_id = $1 ORDER BY offered_at, id");
-        with_pool!(self, pool => sqlx::query_as::<_, CallRecord>(&sql).bind(alert_id).fetch_all(pool).await)
-            .map_err(|e| StoreError::from_sqlx(e, "call"))
+        let calls = with_pool!(self, pool => sqlx::query_as::<_, CallRecord>(&sql).bind(alert_id).fetch_all(pool).await)
+            .map_err(|e| StoreError::from_sqlx(e, "call"))?;
+        self.with_participants(calls).await
+    }
+
+    async fn with_participants(&self, mut calls: Vec<CallRecord>) -> StoreResult<Vec<CallRecord>> {
+        for call in &mut calls {
+            call.participants = self.call_participants(&call.id).await?;
+        }
+        Ok(calls)
+    }
+
+    /// Who took part in a call, in the order they joined.
+    pub async fn call_participants(&self, call_id: &str) -> StoreResult<Vec<CallParticipant>> {
+        with_pool!(self, pool => sqlx::query_as::<_, CallParticipant>(
+            "SELECT participant, role, display_name, joined_at, left_at FROM call_participants \
+             WHERE call_id = $1 ORDER BY joined_at, participant",
+        )
+        .bind(call_id)
+        .fetch_all(pool)
+        .await)
+        .map_err(|e| StoreError::from_sqlx(e, "call participant"))
+    }
+
+    /// A participant's media connected: they are in the call from now on
+    /// (again, after leaving). Nothing if they are in it already.
+    pub async fn call_joined(
+        &self,
+        call_id: &str,
+        participant: &str,
+        role: &str,
+        display_name: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        execute!(self, pool => sqlx::query(
+            "INSERT INTO call_participants (call_id, participant, role, display_name, joined_at) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM calls WHERE id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM call_participants WHERE call_id = $1 AND participant = $2 AND left_at IS NULL)",
+        )
+        .bind(call_id)
+        .bind(participant)
+        .bind(role)
+        .bind(display_name)
+        .bind(now)
+        .execute(pool)
+        .await)
+        .map(|_| ())
+        .map_err(|e| StoreError::from_sqlx(e, "call participant"))
+    }
+
+    /// A participant's media left the call.
+    pub async fn call_left(&self, call_id: &str, participant: &str, now: i64) -> StoreResult<()> {
+        execute!(self, pool => sqlx::query(
+            "UPDATE call_participants SET left_at = $3 \
+             WHERE call_id = $1 AND participant = $2 AND left_at IS NULL",
+        )
+        .bind(call_id)
+        .bind(participant)
+        .bind(now)
+        .execute(pool)
+        .await)
+        .map(|_| ())
+        .map_err(|e| StoreError::from_sqlx(e, "call participant"))
     }
 }
 
