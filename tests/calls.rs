@@ -8,108 +8,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::alarm::{home_terminal, kiosk_http};
-use common::api::{self, alert, call, open_alerts, Api};
-use common::edge::{eventually, spawn_edge_with, Bundle};
+use common::api::{self, alert, call};
+use common::calls::{alarm, night_world, page_media, CallWorld, PASSWORD};
+use common::edge::{eventually, spawn_edge_with, Bundle, EdgeProcess};
 use common::feed::{self, Feed};
-use common::{add_user, login, spawn_hub_in, HubProcess};
 use etahoiva_media::generate::MediaLoop;
 use etahoiva_media::peer::{MediaReport, Peer};
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "correct horse battery";
+type World = CallWorld;
 
-struct World {
-    hub: HubProcess,
-    http: reqwest::Client,
-    admin: String,
-    pekka: String,
-    paula: String,
-    lotta: String,
-    aino: String,
-    dir: tempfile::TempDir,
-}
-
-impl Api for World {
-    fn api(&self) -> (&HubProcess, &reqwest::Client) {
-        (&self.hub, &self.http)
-    }
-}
-
-/// A hub at night: Lestijoki's patrol (Pekka) takes Aino's alarms and may
-/// open her camera at once; Paula is on another area's patrol.
-async fn world() -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("hub");
-    add_user(&data, "admin", "admin", PASSWORD);
-    add_user(&data, "pekka", "patrol", PASSWORD);
-    add_user(&data, "paula", "patrol", PASSWORD);
-    add_user(&data, "lotta", "professional", PASSWORD);
-    let hub = spawn_hub_in(
-        &data,
-        "hub",
-        &[],
-        &[
-            ("ETAHOIVA_ALARM_DAY_START", "00:00"),
-            ("ETAHOIVA_ALARM_DAY_END", "00:00"),
-        ],
-    );
-    let http = hub.client();
-    let admin = login(&http, &hub, "admin", PASSWORD).await;
-    let pekka = login(&http, &hub, "pekka", PASSWORD).await;
-    let paula = login(&http, &hub, "paula", PASSWORD).await;
-    let lotta = login(&http, &hub, "lotta", PASSWORD).await;
-    let mut w = World {
-        lotta,
-        hub,
-        http,
-        admin,
-        pekka,
-        paula,
-        aino: String::new(),
-        dir,
-    };
-    let admin = w.admin.clone();
-    let users = api::user_ids(&w, &admin).await;
-    let lesti = api::area(&w, &admin, "Lestijoki").await;
-    let perho = api::area(&w, &admin, "Perhonjoki").await;
-    let lesti_team = api::team(
-        &w,
-        &admin,
-        json!({"name": "Yöpartio Lesti", "kind": "patrol", "area_id": lesti, "members": [users["pekka"]]}),
+/// Aino's simulated terminal, the alarm she raised on it, and Pekka's call
+/// to her home: (terminal bundle, terminal, kiosk client, alert, call).
+async fn simulated_alarm_call(w: &World) -> (Bundle, EdgeProcess, reqwest::Client, String, String) {
+    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
+    let edge = spawn_edge_with(&bundle, &["--simulate"]);
+    let kiosk = kiosk_http();
+    edge.press_help(&kiosk).await;
+    let id = alarm(w).await;
+    let (s, opened) = call(
+        w,
+        "POST",
+        &w.pekka,
+        &format!("/api/v1/alerts/{id}/call"),
+        None,
     )
     .await;
-    let perho_team = api::team(
-        &w,
-        &admin,
-        json!({"name": "Yöpartio Perho", "kind": "patrol", "area_id": perho, "members": [users["paula"]]}),
-    )
-    .await;
-    for team in [&lesti_team, &perho_team] {
-        api::on_duty(&w, &admin, team, 600).await;
-    }
-    w.aino = api::client(
-        &w,
-        &admin,
-        json!({"name": "Aino Virtanen", "language": "fi", "area_id": lesti,
-               "address": "Kirkkotie 3, Kannus", "alarm_video": "open_at_once"}),
-    )
-    .await;
-    w
-}
-
-/// The alert of Aino's help press, once it reached the patrol.
-async fn alarm(w: &World) -> String {
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            !open_alerts(w, &w.pekka).await.is_empty()
-        })
-        .await,
-        "the alarm reached the patrol"
-    );
-    open_alerts(w, &w.pekka).await[0]["id"]
-        .as_str()
-        .expect("alert id")
-        .to_string()
+    assert_eq!(s, 200, "{opened}");
+    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    (bundle, edge, kiosk, id, call_id)
 }
 
 fn media_report(bundle: &Bundle) -> Option<Value> {
@@ -145,24 +72,10 @@ fn state_dir_has(bundle: &Bundle, want: impl Fn(&Value) -> bool) -> bool {
 
 #[tokio::test]
 async fn a_patrol_and_a_simulated_terminal_see_and_hear_each_other_through_the_hub() {
-    let w = world().await;
-    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
-    let edge = spawn_edge_with(&bundle, &["--simulate"]);
-    let kiosk = kiosk_http();
-    edge.press_help(&kiosk).await;
-    let id = alarm(&w).await;
-
-    // Pekka handles the alarm and calls the home; the camera opens at once.
-    let (s, opened) = call(
-        &w,
-        "POST",
-        &w.pekka,
-        &format!("/api/v1/alerts/{id}/call"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{opened}");
-    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let w = night_world("open_at_once").await;
+    // Aino presses help on her simulated terminal; Pekka handles the alarm
+    // and calls the home: the camera opens at once, as she allows.
+    let (bundle, edge, kiosk, id, call_id) = simulated_alarm_call(&w).await;
 
     // Paula, on another area's patrol, cannot take the call's media.
     let mut intruder = feed::connect_to(&w.hub, &w.paula, "/api/v1/calls/live").await;
@@ -275,24 +188,6 @@ async fn a_patrol_and_a_simulated_terminal_see_and_hear_each_other_through_the_h
     drop(edge);
 }
 
-/// What the page's connection receives, by `getStats` (the page keeps its
-/// connection as `window.etahoivaCall.pc`): decoded video frames, received
-/// audio packets and the connection state.
-async fn page_media(browser: &common::browser::Browser) -> Value {
-    // getStats is asynchronous: start a read, and return the last one.
-    browser
-        .script(
-            "const c = window.etahoivaCall; if (c && c.pc) { c.pc.getStats().then(r => { \
-               const s = {framesDecoded: 0, audioPackets: 0, framesSent: 0, state: c.pc.connectionState}; \
-               r.forEach(x => { \
-                 if (x.type === 'inbound-rtp' && x.kind === 'video') s.framesDecoded += x.framesDecoded || 0; \
-                 if (x.type === 'inbound-rtp' && x.kind === 'audio') s.audioPackets += x.packetsReceived || 0; \
-                 if (x.type === 'outbound-rtp' && x.kind === 'video') s.framesSent += x.framesEncoded || 0; \
-               }); window.__media = s; }); } return window.__media || null;",
-        )
-        .await
-}
-
 #[tokio::test]
 async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_media() {
     if !common::browser::available(
@@ -300,22 +195,10 @@ async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_medi
     ) {
         return;
     }
-    let w = world().await;
-    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
-    let edge = spawn_edge_with(&bundle, &["--simulate"]);
-    let kiosk = kiosk_http();
-    edge.press_help(&kiosk).await;
-    let id = alarm(&w).await;
-    let (s, opened) = call(
-        &w,
-        "POST",
-        &w.pekka,
-        &format!("/api/v1/alerts/{id}/call"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{opened}");
-    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let w = night_world("open_at_once").await;
+    // Aino presses help on her simulated terminal; Pekka handles the alarm
+    // and calls the home: the camera opens at once, as she allows.
+    let (bundle, edge, kiosk, id, call_id) = simulated_alarm_call(&w).await;
 
     // Pekka's browser, with a fake camera and microphone, opens the call screen.
     let browser = common::browser::Browser::start().await;
@@ -329,7 +212,7 @@ async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_medi
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     let mut got_media = false;
     while std::time::Instant::now() < deadline && !got_media {
-        last = page_media(&browser).await;
+        last = page_media(&browser, "etahoivaCall").await;
         got_media = last["framesDecoded"].as_u64().unwrap_or(0) >= 15
             && last["audioPackets"].as_u64().unwrap_or(0) >= 50;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -370,7 +253,7 @@ async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_medi
     // fresh credentials, and the call carries on with its media.
     let ufrag = "const m = /a=ice-ufrag:(\\S+)/.exec(window.etahoivaCall.pc.remoteDescription.sdp); return m && m[1];";
     let before = browser.script(ufrag).await;
-    let frames_before = page_media(&browser).await["framesDecoded"]
+    let frames_before = page_media(&browser, "etahoivaCall").await["framesDecoded"]
         .as_u64()
         .unwrap_or(0);
     browser
@@ -382,7 +265,7 @@ async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_medi
     while std::time::Instant::now() < deadline && !restarted {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = browser.script(ufrag).await;
-        after = page_media(&browser).await;
+        after = page_media(&browser, "etahoivaCall").await;
         restarted = now != before
             && after["state"] == "connected"
             && after["framesDecoded"].as_u64().unwrap_or(0) >= frames_before + 30;
@@ -470,22 +353,10 @@ async fn answer_renegotiation(console: &mut Console, call_id: &str) {
 
 #[tokio::test]
 async fn a_patrol_brings_a_doctor_into_the_call_who_sees_both_and_leaves() {
-    let w = world().await;
-    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
-    let edge = spawn_edge_with(&bundle, &["--simulate"]);
-    let kiosk = kiosk_http();
-    edge.press_help(&kiosk).await;
-    let id = alarm(&w).await;
-    let (s, opened) = call(
-        &w,
-        "POST",
-        &w.pekka,
-        &format!("/api/v1/alerts/{id}/call"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{opened}");
-    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let w = night_world("open_at_once").await;
+    // Aino presses help on her simulated terminal; Pekka handles the alarm
+    // and calls the home: the camera opens at once, as she allows.
+    let (bundle, edge, kiosk, id, call_id) = simulated_alarm_call(&w).await;
     let mut pekka = join(&w, &w.pekka, &call_id).await;
     assert!(
         wait_report(&pekka.peer, Duration::from_secs(20), |r| r.video_frames_in
@@ -675,22 +546,10 @@ async fn a_patrol_brings_a_doctor_into_the_call_who_sees_both_and_leaves() {
 
 #[tokio::test]
 async fn a_weak_link_keeps_the_sound_and_gets_the_picture_back_when_it_recovers() {
-    let w = world().await;
-    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
-    let edge = spawn_edge_with(&bundle, &["--simulate"]);
-    let kiosk = kiosk_http();
-    edge.press_help(&kiosk).await;
-    let id = alarm(&w).await;
-    let (s, opened) = call(
-        &w,
-        "POST",
-        &w.pekka,
-        &format!("/api/v1/alerts/{id}/call"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{opened}");
-    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let w = night_world("open_at_once").await;
+    // Aino presses help on her simulated terminal; Pekka handles the alarm
+    // and calls the home: the camera opens at once, as she allows.
+    let (_bundle, edge, kiosk, _id, call_id) = simulated_alarm_call(&w).await;
     let mut pekka = join(&w, &w.pekka, &call_id).await;
     assert!(
         wait_report(&pekka.peer, Duration::from_secs(20), |r| r.video_frames_in
@@ -751,22 +610,10 @@ async fn browser_call_runs_through_the_hubs_turn_server_when_udp_to_the_relay_is
     ) {
         return;
     }
-    let w = world().await;
-    let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
-    let edge = spawn_edge_with(&bundle, &["--simulate"]);
-    let kiosk = kiosk_http();
-    edge.press_help(&kiosk).await;
-    let id = alarm(&w).await;
-    let (s, opened) = call(
-        &w,
-        "POST",
-        &w.pekka,
-        &format!("/api/v1/alerts/{id}/call"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{opened}");
-    let call_id = opened["call_id"].as_str().expect("call id").to_string();
+    let w = night_world("open_at_once").await;
+    // Aino presses help on her simulated terminal; Pekka handles the alarm
+    // and calls the home: the camera opens at once, as she allows.
+    let (_bundle, edge, _kiosk, _id, call_id) = simulated_alarm_call(&w).await;
     let browser = common::browser::Browser::start().await;
     browser
         .sign_in(&w.hub, "pekka", PASSWORD, "/console/patrol")
@@ -779,7 +626,7 @@ async fn browser_call_runs_through_the_hubs_turn_server_when_udp_to_the_relay_is
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     let mut got_media = false;
     while std::time::Instant::now() < deadline && !got_media {
-        last = page_media(&browser).await;
+        last = page_media(&browser, "etahoivaCall").await;
         got_media = last["framesDecoded"].as_u64().unwrap_or(0) >= 15;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

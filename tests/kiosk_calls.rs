@@ -8,106 +8,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::alarm::{home_terminal, kiosk_http};
-use common::api::{self, call, open_alerts, Api};
+use common::api::{self, call};
 use common::browser::Browser;
+use common::calls::{alarm, night_world, page_media, PASSWORD};
 use common::edge::{eventually, spawn_edge};
-use common::{add_user, login, spawn_hub_in, HubProcess};
 use serde_json::{json, Value};
-
-const PASSWORD: &str = "correct horse battery";
-
-struct World {
-    hub: HubProcess,
-    http: reqwest::Client,
-    pekka: String,
-    aino: String,
-    dir: tempfile::TempDir,
-}
-
-impl Api for World {
-    fn api(&self) -> (&HubProcess, &reqwest::Client) {
-        (&self.hub, &self.http)
-    }
-}
-
-/// A hub at night: Lestijoki's patrol (Pekka) takes Aino's alarms; a call
-/// on her alarm rings at her home and opens no camera until she answers.
-async fn world() -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("hub");
-    add_user(&data, "admin", "admin", PASSWORD);
-    add_user(&data, "pekka", "patrol", PASSWORD);
-    let hub = spawn_hub_in(
-        &data,
-        "hub",
-        &[],
-        &[
-            ("ETAHOIVA_ALARM_DAY_START", "00:00"),
-            ("ETAHOIVA_ALARM_DAY_END", "00:00"),
-        ],
-    );
-    let http = hub.client();
-    let admin = login(&http, &hub, "admin", PASSWORD).await;
-    let pekka = login(&http, &hub, "pekka", PASSWORD).await;
-    let mut w = World {
-        hub,
-        http,
-        pekka,
-        aino: String::new(),
-        dir,
-    };
-    let users = api::user_ids(&w, &admin).await;
-    let lesti = api::area(&w, &admin, "Lestijoki").await;
-    let team = api::team(
-        &w,
-        &admin,
-        json!({"name": "Yöpartio Lesti", "kind": "patrol", "area_id": lesti, "members": [users["pekka"]]}),
-    )
-    .await;
-    api::on_duty(&w, &admin, &team, 600).await;
-    w.aino = api::client(
-        &w,
-        &admin,
-        json!({"name": "Aino Virtanen", "language": "fi", "area_id": lesti,
-               "address": "Kirkkotie 3, Kannus", "alarm_video": "ring"}),
-    )
-    .await;
-    w
-}
-
-/// The alert of Aino's help press, once it reached the patrol.
-async fn alarm(w: &World) -> String {
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            !open_alerts(w, &w.pekka).await.is_empty()
-        })
-        .await,
-        "the alarm reached the patrol"
-    );
-    open_alerts(w, &w.pekka).await[0]["id"]
-        .as_str()
-        .expect("alert id")
-        .to_string()
-}
-
-/// What a page's connection receives, by `getStats`: decoded video frames,
-/// received audio packets, encoded video frames and the connection state.
-/// `handle` names the page's inspection object (`etahoivaCall` on the
-/// console, `etahoivaKioskCall` on the kiosk); null while it has no connection.
-async fn page_media(browser: &Browser, handle: &str) -> Value {
-    // getStats is asynchronous: start a read, and return the last one.
-    browser
-        .script(&format!(
-            "const c = window.{handle}; if (c && c.pc) {{ const pc = c.pc; pc.getStats().then(r => {{ \
-               const s = {{framesDecoded: 0, audioPackets: 0, framesSent: 0, state: pc.connectionState}}; \
-               r.forEach(x => {{ \
-                 if (x.type === 'inbound-rtp' && x.kind === 'video') s.framesDecoded += x.framesDecoded || 0; \
-                 if (x.type === 'inbound-rtp' && x.kind === 'audio') s.audioPackets += x.packetsReceived || 0; \
-                 if (x.type === 'outbound-rtp' && x.kind === 'video') s.framesSent += x.framesEncoded || 0; \
-               }}); window.__media = s; }}); }} else {{ window.__media = null; }} return window.__media || null;"
-        ))
-        .await
-}
 
 /// Waits until the page's connection decoded `frames` video frames and
 /// received `packets` audio packets; the last reading.
@@ -146,7 +51,7 @@ async fn the_kiosk_answers_a_nurses_video_call_and_both_see_and_hear_each_other(
     ) {
         return;
     }
-    let w = world().await;
+    let w = night_world("ring").await;
     let bundle = home_terminal(&w.hub, w.dir.path(), "Aino", &w.aino);
     let edge = spawn_edge(&bundle);
     let kiosk = kiosk_http();

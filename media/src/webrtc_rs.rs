@@ -337,6 +337,32 @@ impl RtcLeg {
         })
     }
 
+    /// Something received from the network, over UDP or ICE-TCP.
+    fn read(
+        &mut self,
+        from: SocketAddr,
+        local: SocketAddr,
+        protocol: TransportProtocol,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), EngineError> {
+        if self.closed {
+            return Err(EngineError::Closed);
+        }
+        let result = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: protocol,
+            },
+            message: BytesMut::from(data),
+        });
+        self.pump();
+        result.map_err(engine_err)
+    }
+
     fn remember_ufrag(&mut self, sdp: &str) {
         if let Some(ufrag) = sdp
             .lines()
@@ -570,21 +596,8 @@ impl Leg for RtcLeg {
         data: &[u8],
         now: Instant,
     ) -> Result<(), EngineError> {
-        if self.closed {
-            return Err(EngineError::Closed);
-        }
-        let result = self.pc.handle_read(TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: self.local,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: BytesMut::from(data),
-        });
-        self.pump();
-        result.map_err(engine_err)
+        let local = self.local;
+        self.read(from, local, TransportProtocol::UDP, data, now)
     }
 
     fn handle_tcp_frame(
@@ -594,21 +607,7 @@ impl Leg for RtcLeg {
         data: &[u8],
         now: Instant,
     ) -> Result<(), EngineError> {
-        if self.closed {
-            return Err(EngineError::Closed);
-        }
-        let result = self.pc.handle_read(TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: local,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::TCP,
-            },
-            message: BytesMut::from(data),
-        });
-        self.pump();
-        result.map_err(engine_err)
+        self.read(from, local, TransportProtocol::TCP, data, now)
     }
 
     fn handle_timeout(&mut self, now: Instant) {

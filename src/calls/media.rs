@@ -480,32 +480,28 @@ pub async fn console_join(
     let caller = call.caller_id.as_deref() == Some(session.user.id.as_str());
     let guest = state.calls.is_guest(call_id, &session.user.id);
     if !caller && !guest {
-        state
-            .store
-            .audit(
-                Some(&session.user.id),
-                "call.refused",
-                call.client_id.as_deref().or(Some(call_id)),
-                Some(&format!(
-                    "media of call {call_id}: neither the caller nor invited"
-                )),
-            )
-            .await?;
+        audit_call(
+            state,
+            &session.user.id,
+            "call.refused",
+            &call,
+            &format!("media of call {call_id}: neither the caller nor invited"),
+        )
+        .await?;
         return Err(MediaError::NotYours);
     }
     if call.state == "ended" {
         return Err(MediaError::Ended);
     }
     if guest {
-        state
-            .store
-            .audit(
-                Some(&session.user.id),
-                "call.join",
-                call.client_id.as_deref().or(Some(call_id)),
-                Some(&format!("joined call {call_id} as an invited professional")),
-            )
-            .await?;
+        audit_call(
+            state,
+            &session.user.id,
+            "call.join",
+            &call,
+            &format!("joined call {call_id} as an invited professional"),
+        )
+        .await?;
     }
     let me = Party::Staff(session.user.id.clone());
     // One leg per caller: a reload replaces the old one.
@@ -604,29 +600,25 @@ pub async fn invite(
             .iter()
             .any(|r| matches!(r, Role::Professional | Role::Nurse | Role::Supervisor));
     if !may_join {
-        state
-            .store
-            .audit(
-                Some(&session.user.id),
-                "call.refused",
-                call.client_id.as_deref().or(Some(call_id)),
-                Some(&format!(
-                    "invitation of {user_id} into call {call_id}: no care role"
-                )),
-            )
-            .await?;
+        audit_call(
+            state,
+            &session.user.id,
+            "call.refused",
+            &call,
+            &format!("invitation of {user_id} into call {call_id}: no care role"),
+        )
+        .await?;
         return Err(MediaError::NotAProfessional);
     }
     state.calls.invite(call_id, user_id);
-    state
-        .store
-        .audit(
-            Some(&session.user.id),
-            "call.invite",
-            call.client_id.as_deref().or(Some(call_id)),
-            Some(&format!("invited {user_id} into call {call_id}")),
-        )
-        .await?;
+    audit_call(
+        state,
+        &session.user.id,
+        "call.invite",
+        &call,
+        &format!("invited {user_id} into call {call_id}"),
+    )
+    .await?;
     let client_first_name = match &call.client_id {
         Some(id) => state
             .store
@@ -645,6 +637,26 @@ pub async fn invite(
         },
     );
     Ok(())
+}
+
+/// An audit entry about a call, by a staff member: its target is the
+/// call's client (or the call when it has none).
+async fn audit_call(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    call: &crate::store::calls::CallRecord,
+    detail: &str,
+) -> Result<(), StoreError> {
+    state
+        .store
+        .audit(
+            Some(actor),
+            action,
+            call.client_id.as_deref().or(Some(call.id.as_str())),
+            Some(detail),
+        )
+        .await
 }
 
 /// Keeps who took part in each call on record: a participant joins when

@@ -5,6 +5,7 @@
 pub mod alarm;
 pub mod api;
 pub mod browser;
+pub mod calls;
 pub mod edge;
 pub mod feed;
 
