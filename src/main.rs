@@ -9,10 +9,6 @@ use etahoiva::startup::Hub;
 use etahoiva::store::Store;
 use etahoiva::{auth, demo, telemetry};
 
-/// The media engine reports every retransmitted check of a connection being
-/// set up as a warning; the benchmark sets up thousands.
-const RELAY_BENCH_LOG: &str = "warn,rtc=error,rtc_dtls=error,rtc_ice=error,rtc_srtp=error";
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -74,7 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Relay(args)) => {
-            telemetry::init_logging(etahoiva::settings::LogFormat::Pretty, RELAY_BENCH_LOG);
+            telemetry::init_logging(etahoiva::settings::LogFormat::Pretty, "warn");
             let json = args.json;
             let report = etahoiva::bench::relay::run(args.clone()).await?;
             etahoiva::bench::relay::print(&report, json)?;
@@ -84,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::RelayHub(args)) => {
-            telemetry::init_logging(etahoiva::settings::LogFormat::Pretty, RELAY_BENCH_LOG);
+            telemetry::init_logging(etahoiva::settings::LogFormat::Pretty, "warn");
             etahoiva::bench::relay::relay_hub(args.clone()).await
         }
         Command::Hub(serve) => {

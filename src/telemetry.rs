@@ -15,9 +15,11 @@ use crate::settings::LogFormat;
 
 /// Installs the global log subscriber once; later calls are ignored.
 pub fn init_logging(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_from_env("ETAHOIVA_LOG")
-        .or_else(|_| EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = std::env::var("ETAHOIVA_LOG")
+        .ok()
+        .and_then(|spec| EnvFilter::try_new(quiet_media_engine(&spec)).ok())
+        .or_else(|| EnvFilter::try_new(quiet_media_engine(filter)).ok())
+        .unwrap_or_else(|| EnvFilter::new(quiet_media_engine("info")));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Pretty => registry
@@ -35,6 +37,37 @@ pub fn init_logging(format: LogFormat, filter: &str) {
             .try_init(),
     };
     let _ = result;
+}
+
+/// The media engine's crates report ordinary moments of a connection (a
+/// check it cannot answer yet, a retransmitted packet, a replaced
+/// interceptor) as warnings; the relay logs and counts what matters itself.
+/// They speak at error level unless the filter names them.
+const MEDIA_ENGINE_TARGETS: &[&str] = &[
+    "rtc",
+    "rtc_dtls",
+    "rtc_ice",
+    "rtc_interceptor",
+    "rtc_srtp",
+    "rtc_sctp",
+    "rtc_rtp",
+    "rtc_rtcp",
+];
+
+/// `spec` with the media engine's crates at error level, unless it names them.
+fn quiet_media_engine(spec: &str) -> String {
+    if spec.contains("rtc") {
+        return spec.to_string();
+    }
+    let mut out = spec.trim().to_string();
+    for target in MEDIA_ENGINE_TARGETS {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(target);
+        out.push_str("=error");
+    }
+    out
 }
 
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -78,4 +111,21 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     metrics::histogram!("etahoiva_http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_media_engine_is_quiet_unless_asked_for() {
+        let quiet = quiet_media_engine("info");
+        assert!(quiet.starts_with("info,rtc=error,rtc_dtls=error"));
+        assert!(EnvFilter::try_new(&quiet).is_ok());
+        assert_eq!(
+            quiet_media_engine("info,rtc_ice=trace"),
+            "info,rtc_ice=trace"
+        );
+        assert!(quiet_media_engine("").starts_with("rtc=error"));
+    }
 }
