@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::alarm::{home_terminal, kiosk_http};
 use common::api::{self, alert, call};
-use common::calls::{alarm, night_world, page_media, CallWorld, PASSWORD};
+use common::calls::{alarm, media_flows, night_world, page_media, CallWorld, PASSWORD};
 use common::edge::{eventually, spawn_edge_with, Bundle, EdgeProcess};
 use common::feed::{self, Feed};
 use etahoiva_media::generate::MediaLoop;
@@ -208,15 +208,8 @@ async fn browser_console_calls_a_simulated_terminal_and_both_get_the_others_medi
     browser
         .goto(&w.hub.url(&format!("/console/call/{call_id}")))
         .await;
-    let mut last = Value::Null;
-    let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    let mut got_media = false;
-    while std::time::Instant::now() < deadline && !got_media {
-        last = page_media(&browser, "etahoivaCall").await;
-        got_media = last["framesDecoded"].as_u64().unwrap_or(0) >= 15
-            && last["audioPackets"].as_u64().unwrap_or(0) >= 50;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let (got_media, last) =
+        media_flows(&browser, "etahoivaCall", 15, 50, Duration::from_secs(40)).await;
     assert!(
         got_media,
         "the browser decoded the terminal's video and received its sound: {last}; page: {}",
@@ -622,14 +615,8 @@ async fn browser_call_runs_through_the_hubs_turn_server_when_udp_to_the_relay_is
     browser
         .goto(&w.hub.url(&format!("/console/call/{call_id}?relay_only=1")))
         .await;
-    let mut last = Value::Null;
-    let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    let mut got_media = false;
-    while std::time::Instant::now() < deadline && !got_media {
-        last = page_media(&browser, "etahoivaCall").await;
-        got_media = last["framesDecoded"].as_u64().unwrap_or(0) >= 15;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let (got_media, last) =
+        media_flows(&browser, "etahoivaCall", 15, 0, Duration::from_secs(40)).await;
     assert!(got_media, "video through TURN: {last}");
     browser
         .script(

@@ -10,33 +10,9 @@ use std::time::{Duration, Instant};
 use common::alarm::{home_terminal, kiosk_http};
 use common::api::{self, call};
 use common::browser::Browser;
-use common::calls::{alarm, night_world, page_media, PASSWORD};
+use common::calls::{alarm, media_flows, night_world, page_media, PASSWORD};
 use common::edge::{eventually, spawn_edge};
 use serde_json::{json, Value};
-
-/// Waits until the page's connection decoded `frames` video frames and
-/// received `packets` audio packets; the last reading.
-async fn media_flows(
-    browser: &Browser,
-    handle: &str,
-    frames: u64,
-    packets: u64,
-    limit: Duration,
-) -> (bool, Value) {
-    let deadline = Instant::now() + limit;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        last = page_media(browser, handle).await;
-        if !last.is_null()
-            && last["framesDecoded"].as_u64().unwrap_or(0) >= frames
-            && last["audioPackets"].as_u64().unwrap_or(0) >= packets
-        {
-            return (true, last);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    (false, last)
-}
 
 const KIOSK_STATUS: &str =
     "return JSON.stringify({media: window.etahoivaKioskCall && window.etahoivaKioskCall.state, \

@@ -203,26 +203,14 @@ pub fn spawn_relay_events(state: AppState) {
                     call_id,
                     leg_id,
                     party,
+                    failed,
                 } => state.calls.publish(
                     &call_id,
                     None,
                     ConsoleOut::Disconnected {
                         leg_id,
                         party: party_name(&party),
-                        failed: false,
-                    },
-                ),
-                RelayEvent::Failed {
-                    call_id,
-                    leg_id,
-                    party,
-                } => state.calls.publish(
-                    &call_id,
-                    None,
-                    ConsoleOut::Disconnected {
-                        leg_id,
-                        party: party_name(&party),
-                        failed: true,
+                        failed,
                     },
                 ),
                 RelayEvent::Offer {

@@ -89,17 +89,13 @@ pub enum RelayEvent {
         party: Party,
         setup_ms: u64,
     },
-    /// A leg lost its connection for a moment; the participant may restart ICE.
+    /// A leg lost its connection: for a moment (the participant may restart
+    /// ICE), or for good (`failed`).
     Disconnected {
         call_id: String,
         leg_id: String,
         party: Party,
-    },
-    /// A leg failed for good.
-    Failed {
-        call_id: String,
-        leg_id: String,
-        party: Party,
+        failed: bool,
     },
     /// A new offer for a leg (somebody joined the call): the participant
     /// must answer it like the first.

@@ -666,10 +666,11 @@ impl<E: MediaEngine> Shard<E> {
                 self.calls.remove(&slot.call_id);
             }
         }
-        let _ = self.events.send(RelayEvent::Failed {
+        let _ = self.events.send(RelayEvent::Disconnected {
             call_id: slot.call_id.clone(),
             leg_id: slot.leg_id.clone(),
             party: slot.party.clone(),
+            failed: true,
         });
         // Dropping a broken engine value may fail again; contain that too.
         let leg_id = slot.leg_id.clone();
@@ -857,23 +858,11 @@ impl<E: MediaEngine> Shard<E> {
                 let Some(slot) = self.legs.get(&key) else {
                     return;
                 };
-                let (call_id, leg_id, party) = (
-                    slot.call_id.clone(),
-                    slot.leg_id.clone(),
-                    slot.party.clone(),
-                );
-                let event = if matches!(event, LegEvent::Failed) {
-                    RelayEvent::Failed {
-                        call_id,
-                        leg_id,
-                        party,
-                    }
-                } else {
-                    RelayEvent::Disconnected {
-                        call_id,
-                        leg_id,
-                        party,
-                    }
+                let event = RelayEvent::Disconnected {
+                    call_id: slot.call_id.clone(),
+                    leg_id: slot.leg_id.clone(),
+                    party: slot.party.clone(),
+                    failed: matches!(event, LegEvent::Failed),
                 };
                 let _ = self.events.send(event);
             }

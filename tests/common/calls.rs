@@ -126,3 +126,27 @@ pub async fn page_media(browser: &Browser, handle: &str) -> Value {
         ))
         .await
 }
+
+/// Waits until the page's connection decoded `frames` video frames and
+/// received `packets` audio packets; the last reading.
+pub async fn media_flows(
+    browser: &Browser,
+    handle: &str,
+    frames: u64,
+    packets: u64,
+    limit: Duration,
+) -> (bool, Value) {
+    let deadline = std::time::Instant::now() + limit;
+    let mut last = Value::Null;
+    while std::time::Instant::now() < deadline {
+        last = page_media(browser, handle).await;
+        if !last.is_null()
+            && last["framesDecoded"].as_u64().unwrap_or(0) >= frames
+            && last["audioPackets"].as_u64().unwrap_or(0) >= packets
+        {
+            return (true, last);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    (false, last)
+}
